@@ -1,0 +1,71 @@
+# Inqueue: `make run` runs the whole pipeline locally, `make test` runs every check.
+# Everything installs itself into .venv (and .tools/ for SAM CLI and checkov) on first use.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# The Lambda runtime is python3.13; .python-version makes pyenv's shim pick it.
+PYTHON ?= $(shell command -v python3.13 || echo python3.13)
+VENV := .venv
+PY := $(VENV)/bin/python
+TOOLS := .tools
+SAM := $(TOOLS)/sam/bin/sam
+CHECKOV := $(TOOLS)/checkov/bin/checkov
+PIP_QUIET := --quiet --disable-pip-version-check
+TEMPLATE := infra/template.yaml
+
+.PHONY: help
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(VENV)/.installed: requirements/dev.txt src/requirements-layer.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install $(PIP_QUIET) -r requirements/dev.txt
+	$(PY) -m pip install $(PIP_QUIET) --no-deps -e .
+	@touch $@
+
+$(TOOLS)/%/.installed: requirements/%.txt
+	@test -x $(TOOLS)/$*/bin/python || $(PYTHON) -m venv $(TOOLS)/$*
+	$(TOOLS)/$*/bin/python -m pip install $(PIP_QUIET) -r $<
+	@touch $@
+
+.PHONY: venv tools
+venv: $(VENV)/.installed ## Create the virtualenv with pinned dependencies
+tools: $(TOOLS)/sam/.installed $(TOOLS)/checkov/.installed ## Install SAM CLI and checkov
+
+.PHONY: test
+test: lint typecheck lint-template unit build-check ## Every check: ruff, mypy, template linters, pytest, sam build
+
+.PHONY: lint
+lint: venv ## ruff
+	$(VENV)/bin/ruff check src functions tests
+	$(VENV)/bin/ruff format --check src functions tests
+
+.PHONY: format
+format: venv ## Format and fix what ruff can
+	$(VENV)/bin/ruff format src functions tests
+	$(VENV)/bin/ruff check --fix src functions tests
+
+.PHONY: typecheck
+typecheck: venv ## mypy (strict) on the runtime library
+	$(VENV)/bin/mypy
+
+.PHONY: unit
+unit: venv ## pytest
+	$(PY) -m pytest -q
+
+.PHONY: lint-template
+lint-template: venv tools ## sam validate --lint, cfn-lint and checkov on the template
+	$(SAM) validate --lint --template $(TEMPLATE) --region us-east-1
+	$(VENV)/bin/cfn-lint $(TEMPLATE)
+	$(CHECKOV) --quiet --compact --framework cloudformation --file $(TEMPLATE)
+
+.PHONY: build build-check
+build: tools ## sam build (no Docker): arm64 wheels into the layer
+	$(SAM) build --template $(TEMPLATE)
+
+build-check: build venv ## sam build, then check the layer really holds arm64 wheels
+	$(PY) -m pytest -q -p no:randomly tests/build
+
+.PHONY: clean
+clean: ## Remove the virtualenvs and build output
+	rm -rf $(VENV) $(TOOLS) .aws-sam .pytest_cache .mypy_cache .ruff_cache

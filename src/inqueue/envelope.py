@@ -1,0 +1,99 @@
+"""The envelope: the one document the ingress queues and the worker reads.
+
+Version 1, serialised as compact JSON in the SQS message body::
+
+    {"version": 1, "id": "...", "source": "github", "type": "push",
+     "delivery_id": "...", "received_at": "2026-11-23T12:00:00.123Z",
+     "content_type": "application/json", "headers": {...}, "body": {...},
+     "correlation_id": "...", "meta": {...}}
+
+``id`` is stable for one sender delivery: a sender's retry of the same delivery gets
+the same id, which is what makes it the idempotency key. ``source`` and ``type`` are
+also sent as message attributes so consumers can filter without parsing the body.
+Readers accept unknown fields, so adding one is not a version change; removing or
+changing the meaning of one is.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from inqueue.errors import EnvelopeError
+
+ENVELOPE_VERSION = 1
+
+# A fixed namespace so that the same (source, delivery id) always maps to the same event id.
+_EVENT_ID_NAMESPACE = uuid.UUID("6f1d6c62-5a43-4c1e-9f0b-8d2b7b1f0a11")
+
+
+def event_id_for(source: str, delivery_id: str | None) -> str:
+    """A stable event id for a sender's delivery, or a fresh one when the sender gives none."""
+    if delivery_id:
+        return str(uuid.uuid5(_EVENT_ID_NAMESPACE, f"{source}\x00{delivery_id}"))
+    return str(uuid.uuid4())
+
+
+def isoformat_ms(epoch_seconds: float) -> str:
+    return datetime.fromtimestamp(epoch_seconds, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    id: str
+    source: str
+    type: str
+    received_at: str
+    content_type: str
+    body: Any
+    correlation_id: str
+    delivery_id: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+    version: int = ENVELOPE_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
+
+    def message_attributes(self) -> dict[str, dict[str, str]]:
+        return {
+            "source": {"DataType": "String", "StringValue": self.source},
+            "type": {"DataType": "String", "StringValue": self.type},
+            "event_id": {"DataType": "String", "StringValue": self.id},
+            "correlation_id": {"DataType": "String", "StringValue": self.correlation_id},
+            "envelope_version": {"DataType": "Number", "StringValue": str(self.version)},
+        }
+
+    @classmethod
+    def from_json(cls, text: str) -> Envelope:
+        try:
+            data = json.loads(text)
+        except (TypeError, ValueError) as exc:
+            raise EnvelopeError(f"message body is not JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise EnvelopeError("message body is not a JSON object")
+        version = data.get("version")
+        if version != ENVELOPE_VERSION:
+            raise EnvelopeError(f"unsupported envelope version {version!r}")
+        missing = [name for name in _REQUIRED if not isinstance(data.get(name), str) or not data[name]]
+        if missing:
+            raise EnvelopeError(f"envelope lacks {', '.join(missing)}")
+        return cls(
+            id=data["id"],
+            source=data["source"],
+            type=data["type"],
+            received_at=data["received_at"],
+            content_type=data["content_type"],
+            body=data.get("body"),
+            correlation_id=data["correlation_id"],
+            delivery_id=data.get("delivery_id"),
+            headers=dict(data.get("headers") or {}),
+            meta=dict(data.get("meta") or {}),
+            version=version,
+        )
+
+
+_REQUIRED = ("id", "source", "type", "received_at", "content_type", "correlation_id")

@@ -1,0 +1,138 @@
+"""The ingress: verify, parse, queue, answer 202 — or a clear error and nothing queued."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+from inqueue.aws import INGRESS_SQS_CONFIG, client
+from inqueue.envelope import Envelope, event_id_for, isoformat_ms
+from inqueue.errors import HttpError, MethodNotAllowed, NotFound, PayloadTooLarge, ServiceUnavailable
+from inqueue.forms import media_type, parse_body
+from inqueue.httpapi import Request, error_response, json_response, parse_event
+from inqueue.observability import logger, metrics
+from inqueue.secrets import SecretStore
+from inqueue.settings import SQS_MAX_MESSAGE_BYTES, IngressSettings
+from inqueue.sources import ConfigError, KindDeps, Sources, parse_config
+
+# Headers worth keeping for every source; kinds add their own. Never credentials.
+_COMMON_HEADERS = ("content-type", "user-agent", "x-request-id", "x-correlation-id")
+_CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:/=+-]{1,128}$")
+
+
+class Ingress:
+    def __init__(
+        self,
+        settings: IngressSettings,
+        sqs: Any,
+        sources: Sources,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.settings = settings
+        self.sqs = sqs
+        self.sources = sources
+        self.clock = clock
+
+    @classmethod
+    def from_environment(cls, sqs: Any = None, clock: Callable[[], float] = time.time) -> Ingress:
+        settings = IngressSettings.from_env()
+        secrets = SecretStore(max_age=settings.secrets_max_age)
+        sources = Sources(parse_config(settings.sources_json), KindDeps(secrets=secrets, clock=clock))
+        return cls(settings, sqs or client("sqs", **INGRESS_SQS_CONFIG), sources, clock)
+
+    def handle(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+        source = str((event.get("pathParameters") or {}).get("source") or "")
+        try:
+            return self._accept(parse_event(event), source)
+        except HttpError as error:
+            self._reject(source, error)
+            return error_response(error)
+        except ConfigError:
+            logger.exception("source is misconfigured", extra={"source": source})
+            unavailable = ServiceUnavailable(
+                "this source is misconfigured; retry later",
+                code="source_misconfigured",
+                retry_after=self.settings.retry_after_seconds,
+            )
+            self._reject(source, unavailable)
+            return error_response(unavailable)
+
+    def _accept(self, request: Request, source: str) -> dict[str, Any]:
+        correlation_id = self._correlation_id(request)
+        logger.set_correlation_id(correlation_id)
+        if request.method != "POST":
+            raise MethodNotAllowed(
+                f"{request.method or 'this method'} is not allowed; use POST", headers={"allow": "POST"}
+            )
+        if source not in self.sources:
+            raise NotFound(f"no source named {source!r} is configured")
+        if len(request.body) > self.settings.max_body_bytes:
+            raise PayloadTooLarge(f"the body is over the {self.settings.max_body_bytes}-byte limit")
+
+        verifier = self.sources.verifier(source)
+        verifier.verify(request)
+        media = media_type(request.header("content-type"))
+        body = parse_body(request.body, media)
+        described = verifier.describe(request, body)
+        if described.reply is not None:
+            logger.info("answered without queuing", extra={"source": source, "type": described.type})
+            return json_response(200, described.reply)
+
+        kept = {
+            name: request.headers[name]
+            for name in (*_COMMON_HEADERS, *verifier.headers_kept)
+            if name in request.headers
+        }
+        envelope = Envelope(
+            id=event_id_for(source, described.delivery_id),
+            source=source,
+            type=described.type,
+            delivery_id=described.delivery_id,
+            received_at=isoformat_ms(self.clock()),
+            content_type=media,
+            headers=kept,
+            body=body,
+            correlation_id=correlation_id,
+            meta=described.meta,
+        )
+        self._send(envelope)
+        logger.info("queued", extra={"source": source, "type": envelope.type, "event_id": envelope.id})
+        metrics.add_metric(name="Accepted", unit=MetricUnit.Count, value=1)
+        return json_response(202, {"id": envelope.id, "status": "queued"})
+
+    def _send(self, envelope: Envelope) -> None:
+        message = envelope.to_json()
+        if len(message.encode("utf-8")) > SQS_MAX_MESSAGE_BYTES:
+            raise PayloadTooLarge(f"the event is over the queue's {SQS_MAX_MESSAGE_BYTES}-byte message limit")
+        try:
+            self.sqs.send_message(
+                QueueUrl=self.settings.queue_url,
+                MessageBody=message,
+                MessageAttributes=envelope.message_attributes(),
+            )
+        except Exception as exc:  # noqa: BLE001 - any failure means "not queued", and the sender must retry
+            logger.error(
+                "queue unavailable",
+                extra={"source": envelope.source, "error": type(exc).__name__, "detail": str(exc)[:300]},
+            )
+            raise ServiceUnavailable(
+                "the event could not be queued; retry later",
+                code="queue_unavailable",
+                retry_after=self.settings.retry_after_seconds,
+            ) from None
+
+    def _correlation_id(self, request: Request) -> str:
+        candidate = request.header("x-correlation-id") or request.header("x-request-id")
+        if candidate and _CORRELATION_ID.match(candidate):
+            return candidate
+        return request.request_id or event_id_for("", None)
+
+    def _reject(self, source: str, error: HttpError) -> None:
+        log = logger.warning if error.status < 500 else logger.error
+        log("rejected", extra={"source": source, "status": error.status, "code": error.code, "reason": error.message})
+        with single_metric(name="Rejected", unit=MetricUnit.Count, value=1, namespace=metrics.namespace) as metric:
+            metric.add_dimension(name="reason", value=error.code)

@@ -1,0 +1,126 @@
+"""Worker: routing, per-record failures through Powertools' BatchProcessor."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+from tests.factories import LambdaContext, load_event, sqs_record
+
+from inqueue.envelope import Envelope
+from inqueue.worker import Router, Worker
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def envelope_json(source: str = "demo", type_: str = "order.created", **body: Any) -> str:
+    return Envelope(
+        id=f"evt-{source}-{type_}",
+        source=source,
+        type=type_,
+        received_at="2026-11-23T12:00:00.000Z",
+        content_type="application/json",
+        body=body,
+        correlation_id="corr-1",
+    ).to_json()
+
+
+def test_a_failing_record_is_reported_by_its_message_id_and_the_rest_succeed() -> None:
+    # GIVEN a processor that fails for one order
+    router = Router()
+    seen: list[int] = []
+
+    @router.on("demo", "order.created")
+    def process(event: Envelope) -> None:
+        if event.body["n"] == 2:
+            raise RuntimeError("downstream said no")
+        seen.append(event.body["n"])
+
+    batch = {"Records": [sqs_record(envelope_json(n=n), message_id=f"m{n}") for n in (1, 2, 3)]}
+
+    # WHEN the batch is processed
+    response = Worker(router).handle(batch, LambdaContext())
+
+    # THEN only m2 is reported, and the others were processed
+    assert response == {"batchItemFailures": [{"itemIdentifier": "m2"}]}
+    assert seen == [1, 3]
+
+
+def test_an_all_failed_batch_fails_the_invocation() -> None:
+    router = Router()
+    router.default(lambda event: (_ for _ in ()).throw(RuntimeError("down")))
+    batch = {"Records": [sqs_record(envelope_json(n=n), message_id=f"m{n}") for n in (1, 2)]}
+
+    with pytest.raises(BatchProcessingError):
+        Worker(router).handle(batch, LambdaContext())
+
+
+def test_a_message_that_is_not_an_envelope_fails_alone() -> None:
+    batch = {"Records": [sqs_record("not json", message_id="bad"), sqs_record(envelope_json(), message_id="ok")]}
+
+    assert Worker(Router()).handle(batch, LambdaContext()) == {"batchItemFailures": [{"itemIdentifier": "bad"}]}
+
+
+def test_routes_prefer_the_most_specific_match() -> None:
+    router = Router()
+    calls: list[str] = []
+    router.on("github", "push")(lambda e: calls.append("github/push"))
+    router.on("github")(lambda e: calls.append("github/*"))
+    router.on(type="ping")(lambda e: calls.append("*/ping"))
+    router.on()(lambda e: calls.append("*/*"))
+
+    for source, type_ in [("github", "push"), ("github", "issues"), ("stripe", "ping"), ("stripe", "charge")]:
+        router.resolve(source, type_)(Envelope.from_json(envelope_json(source, type_)))
+
+    assert calls == ["github/push", "github/*", "*/ping", "*/*"]
+
+
+def test_registering_the_same_route_twice_is_refused() -> None:
+    router = Router()
+    router.on("demo", "x")(print)
+
+    with pytest.raises(ValueError, match="already registered"):
+        router.on("demo", "x")(print)
+
+
+def test_unrouted_events_are_acknowledged_by_default() -> None:
+    batch = {"Records": [sqs_record(envelope_json("nobody", "unknown"), message_id="m1")]}
+
+    assert Worker(Router()).handle(batch, LambdaContext()) == {"batchItemFailures": []}
+
+
+def load_function(name: str) -> Any:
+    path = ROOT / "functions" / name / "app.py"
+    spec = importlib.util.spec_from_file_location(f"{name}_app", path)
+    assert spec
+    assert spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_worker_entry_point_processes_the_example_batch_twice(capsys: pytest.CaptureFixture[str]) -> None:
+    app = load_function("worker")
+    batch = load_event("sqs-batch.json")
+
+    # A cold call, then a warm one in the same container.
+    assert app.lambda_handler(batch, LambdaContext(request_id="r1")) == {"batchItemFailures": []}
+    assert app.lambda_handler(batch, LambdaContext(request_id="r2")) == {"batchItemFailures": []}
+
+    metrics = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert [m["Processed"] for m in metrics] == [[1.0, 1.0], [1.0, 1.0]]
+
+
+def test_ingress_entry_point_queues_the_example_event(ingress_env: dict[str, str], sqs: Any, queue_url: str) -> None:
+    app = load_function("ingress")
+
+    first = app.lambda_handler(load_event("apigw-demo-form.json"), LambdaContext(request_id="r1"))
+    second = app.lambda_handler(load_event("apigw-demo-json.json"), LambdaContext(request_id="r2"))
+
+    assert (first["statusCode"], second["statusCode"]) == (202, 202)
+    count = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"])
+    assert count["Attributes"]["ApproximateNumberOfMessages"] == "2"
