@@ -57,6 +57,6 @@ def send(ingress: Ingress) -> Callable[..., dict[str, Any]]:
 
     def _send(source: str, body: bytes, headers: dict[str, str], *, base64_body: bool = False) -> dict[str, Any]:
         response = ingress.handle(api_event(source, body, headers, request_id="test-req", base64_body=base64_body))
-        return {"status": response["statusCode"], **json.loads(response["body"])}
+        return {**json.loads(response["body"]), "status": response["statusCode"]}
 
     return _send
