@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import stripe
+import yaml
 from slack_sdk.signature import SignatureVerifier
 from standardwebhooks import Webhook
 
@@ -25,15 +26,19 @@ ROOT = EVENTS.parent
 SAMPLE_SECRETS: dict[str, Any] = json.loads((ROOT / "config" / "secrets.example.json").read_text())
 EXAMPLE_TIME = 1_795_435_200  # 2026-11-23T12:00:00Z, the time of every example event
 
-SOURCES = {
-    "demo": {"kind": "generic", "auth": "hmac", "secret": "ssm:/inqueue/demo"},
-    "bitrix24": {"kind": "bitrix24", "secret": "ssm:/inqueue/bitrix24"},
-    "github": {"kind": "github", "secret": "ssm:/inqueue/github"},
-    "stripe": {"kind": "stripe", "secret": "ssm:/inqueue/stripe"},
-    "slack": {"kind": "slack", "secret": "ssm:/inqueue/slack"},
-    "shopify": {"kind": "shopify", "secret": "ssm:/inqueue/shopify"},
-    "webhooks": {"kind": "standard-webhooks", "secret": "ssm:/inqueue/webhooks"},
-}
+
+def _sample_sources() -> dict[str, Any]:
+    """The sample configuration: the template's SourcesConfig default, one source per kind."""
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)  # CloudFormation tags
+    template = yaml.load((ROOT / "infra" / "template.yaml").read_text(), Loader=Loader)  # noqa: S506 - SafeLoader
+    return dict(json.loads(template["Parameters"]["SourcesConfig"]["Default"]))
+
+
+SOURCES = _sample_sources()
 
 
 def first_secret(source: str) -> str:
