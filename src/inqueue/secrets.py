@@ -13,7 +13,7 @@ JSON object of key to secret(s), ``{"<member_id>": "token", "<domain>": ["new", 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 from inqueue.errors import ServiceUnavailable
 
@@ -74,20 +74,28 @@ class SecretStore:
         self._ssm_client = ssm_client
         self._secrets_client = secrets_client
         self._providers: dict[str, Any] = {}
+        # The last parsed value per (reference, shape), reused while Powertools hands back the same text.
+        self._parsed: dict[tuple[str, bool], tuple[str, tuple[str, ...] | dict[str, tuple[str, ...]]]] = {}
 
     def get(self, ref: str) -> tuple[str, ...]:
         """The current secrets for a reference: one, or several while a key is rotated."""
-        try:
-            return parse_secret_value(self._raw(ref))
-        except ValueError as exc:
-            raise SecretError(f"the secret for this source is malformed: {exc}") from None
+        return cast("tuple[str, ...]", self._parse(ref, keyed=False))
 
     def get_keyed(self, ref: str) -> tuple[str, ...] | dict[str, tuple[str, ...]]:
         """Like ``get``, or a mapping of key (a tenant, a portal) to its current secrets."""
+        return self._parse(ref, keyed=True)
+
+    def _parse(self, ref: str, *, keyed: bool) -> tuple[str, ...] | dict[str, tuple[str, ...]]:
+        raw = self._raw(ref)
+        cached = self._parsed.get((ref, keyed))
+        if cached is not None and cached[0] == raw:
+            return cached[1]
         try:
-            return parse_keyed_secret_value(self._raw(ref))
+            value = parse_keyed_secret_value(raw) if keyed else parse_secret_value(raw)
         except ValueError as exc:
             raise SecretError(f"the secret for this source is malformed: {exc}") from None
+        self._parsed[(ref, keyed)] = (raw, value)
+        return value
 
     def _raw(self, ref: str) -> str:
         store, name = split_reference(ref)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import unquote_plus
 
 from inqueue.errors import Unauthorized
 from inqueue.httpapi import Request
@@ -38,15 +38,19 @@ def _text(value: Any) -> str:
 
 
 def auth_fields(body: bytes) -> dict[str, str]:
-    """The few form fields verification needs, read from the raw body without building the nested form."""
-    try:
-        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=10_000)
-    except (UnicodeDecodeError, ValueError):
-        return {}
+    """The few form fields verification needs, read from the raw body without decoding the rest of it."""
     found: dict[str, str] = {}
-    for key, value in pairs:
-        if key in _AUTH_FIELDS:
-            found[key] = value  # the last one wins, as PHP and forms.parse_form decide
+    for part in body.split(b"&"):
+        raw_key, _, raw_value = part.partition(b"=")
+        if not raw_key.startswith((b"auth", b"ts")):  # cheap skip of data[...] and the like
+            continue
+        try:
+            key = unquote_plus(raw_key.decode("ascii"), errors="strict")
+            if key in _AUTH_FIELDS:
+                # The last one wins, as PHP and forms.parse_form decide.
+                found[key] = unquote_plus(raw_value.decode("utf-8"), errors="strict")
+        except UnicodeError:
+            continue
     return found
 
 

@@ -104,3 +104,16 @@ def test_a_rejection_is_logged_with_source_and_reason_but_no_secret_or_body(
     logged = " ".join(str(record.__dict__) for record in caplog.records)
     for secret_or_body in ("local-github-secret", "attacker-guess", "a-distinctive-body-marker"):
         assert secret_or_body not in logged
+
+
+def test_a_rotated_value_is_parsed_again_once_the_cache_hands_it_out(ssm: Any) -> None:
+    # GIVEN a store without Powertools caching, so every get sees SSM's current value
+    store = SecretStore(max_age=0, ssm_client=ssm)
+    ssm.put_parameter(Name="/inqueue/rolling", Value="old", Type="SecureString")
+    assert store.get("ssm:/inqueue/rolling") == ("old",)
+
+    # WHEN the secret is rotated
+    ssm.put_parameter(Name="/inqueue/rolling", Value='["new", "old"]', Type="SecureString", Overwrite=True)
+
+    # THEN the new list is used, not the last parsed value
+    assert store.get("ssm:/inqueue/rolling") == ("new", "old")
