@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -412,19 +413,17 @@ def parse_overrides(items: list[str] | str | None) -> dict[str, str]:
     """``Key=Value`` pairs, as ``sam deploy --parameter-overrides`` takes them (also space-separated)."""
     if not items:
         return {}
-    if isinstance(items, str):
-        items = items.split()
+    parts = shlex.split(items) if isinstance(items, str) else [p for item in items for p in shlex.split(item)]
     pairs: dict[str, str] = {}
-    for item in items:
-        for part in item.split() if "ParameterKey=" not in item else [item]:
-            if part.startswith("ParameterKey="):
-                key, _, rest = part.removeprefix("ParameterKey=").partition(",ParameterValue=")
-                pairs[key] = rest
-                continue
-            key, sep, value = part.partition("=")
-            if not sep:
-                raise TemplateError(f"parameter override {part!r} must look like Name=Value")
-            pairs[key] = value.strip('"')
+    for part in parts:
+        if part.startswith("ParameterKey="):
+            key, _, rest = part.removeprefix("ParameterKey=").partition(",ParameterValue=")
+            pairs[key] = rest
+            continue
+        key, sep, value = part.partition("=")
+        if not sep:
+            raise TemplateError(f"parameter override {part!r} must look like Name=Value")
+        pairs[key] = value
     return pairs
 
 
