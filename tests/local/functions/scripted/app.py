@@ -7,9 +7,12 @@ from tests.local import recorder
 
 
 def _script(event):
-    if "Records" in event:
-        return json.loads(event["Records"][0]["body"])
-    return json.loads(event.get("body") or "{}")
+    try:
+        if "Records" in event:
+            return json.loads(event["Records"][0]["body"])
+        return json.loads(event.get("body") or "{}") if not event.get("isBase64Encoded") else {}
+    except ValueError:
+        return {}
 
 
 def lambda_handler(event, context):
