@@ -11,6 +11,7 @@ import json
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +71,8 @@ class Pipeline:
     secrets: dict[str, Any] = field(default_factory=dict)
 
     def start(self, *, prefix_output: bool = True) -> Pipeline:
+        # Metrics are disabled locally (no CloudWatch); Powertools still warns once per container.
+        warnings.filterwarnings("ignore", message="No application metrics to publish")
         install_layered_environ()
         install_namespaced_imports()
         if prefix_output:
