@@ -40,7 +40,15 @@ BURST_EVENTS = 2000
 
 
 class _Report(Protocol):
-    def add(self, name: str, value: float, unit: str, baseline: float | None = None, ratio_goal: float | None = None, **kw: Any) -> Any: ...
+    def add(
+        self,
+        name: str,
+        value: float,
+        unit: str,
+        baseline: float | None = None,
+        ratio_goal: float | None = None,
+        **kw: Any,
+    ) -> Any: ...
 
 
 class _Counter:
@@ -100,9 +108,14 @@ def raw_rate(backend: Backend) -> float:
     while done < RAW_MESSAGES:
         for _ in range(10):
             sqs.send_message(QueueUrl=url, MessageBody=body)
-        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"], MessageAttributeNames=["All"]).get("Messages", [])
+        messages = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"], MessageAttributeNames=["All"]
+        ).get("Messages", [])
         if messages:
-            sqs.delete_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])
+            sqs.delete_message_batch(
+                QueueUrl=url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
+            )
         done += len(messages)
     return done / (time.perf_counter() - started)
 
@@ -135,7 +148,13 @@ def _post_many(url: str, count: int, clients: int) -> None:
 
 def measure(make_backend: Callable[[], Backend]) -> dict[str, float]:
     counter = _Counter()
-    runner = Runner(Template.load(ROOT / "infra" / "template.yaml"), make_backend(), port=0, config_dir=ROOT / "config", log=Log(write=counter))
+    runner = Runner(
+        Template.load(ROOT / "infra" / "template.yaml"),
+        make_backend(),
+        port=0,
+        config_dir=ROOT / "config",
+        log=Log(write=counter),
+    )
     figures: dict[str, float] = {}
     with _quiet():
         url = runner.start()
@@ -198,15 +217,28 @@ def run(report: _Report) -> None:
         report.add(
             f"pipeline ({name}): time per event through HTTP, ingress, SQS, worker", 1000 / rate, "ms",
             baseline=1000 / raw, ratio_goal=1 / 0.6,
-            note=f"{rate:.0f} events/s vs the backend's {raw:.0f} msg/s send+receive+delete: ratio {rate / raw:.2f} (goal >= 0.6)",
+            note=(
+                f"{rate:.0f} events/s vs the backend's {raw:.0f} msg/s send+receive+delete: "
+                f"ratio {rate / raw:.2f} (goal >= 0.6)"
+            ),
         )  # fmt: skip
         report.add(f"pipeline ({name}): post -> processed p50, window 0", figures["p50"], "ms", goal=50.0)
         report.add(f"pipeline ({name}): post -> processed p99, window 0", figures["p99"], "ms")
-        report.add(f"pipeline ({name}): burst of {BURST_EVENTS} events fully processed", figures["burst"], "s", goal=60.0)
+        report.add(
+            f"pipeline ({name}): burst of {BURST_EVENTS} events fully processed", figures["burst"], "s", goal=60.0
+        )
 
 
 class _PrintReport:
-    def add(self, name: str, value: float, unit: str, baseline: float | None = None, ratio_goal: float | None = None, **kw: Any) -> None:
+    def add(
+        self,
+        name: str,
+        value: float,
+        unit: str,
+        baseline: float | None = None,
+        ratio_goal: float | None = None,
+        **kw: Any,
+    ) -> None:
         goal = kw.get("goal")
         ratio = f"  ratio {value / baseline:.2f} (goal <= {ratio_goal:.2f})" if baseline and ratio_goal else ""
         target = f"  goal <= {goal:g} {unit}" if goal is not None else ""

@@ -87,7 +87,7 @@ class LayeredEnviron(MutableMapping[str, str]):
 
 def install_layered_environ() -> None:
     if not isinstance(os.environ, LayeredEnviron):
-        os.environ = LayeredEnviron(os.environ)  # type: ignore[assignment]
+        os.environ = LayeredEnviron(os.environ)  # type: ignore[assignment]  # noqa: B003 - replaced, not cleared
 
 
 NAME_WIDTH = 16
@@ -278,7 +278,7 @@ class LambdaContext:
 # ---------------------------------------------------------------- containers and invocations
 
 
-class FunctionTimeout(Exception):  # noqa: N818 - the name Lambda gives it: "Task timed out"
+class FunctionTimeout(Exception):
     pass
 
 
@@ -441,5 +441,7 @@ def function_environment(
 
 def _top_level_names(code_uri: Path) -> frozenset[str]:
     """The importable names a function's own code provides (its ``.py`` files and packages)."""
-    names = {p.stem for p in code_uri.glob("*.py")} | {p.name for p in code_uri.iterdir() if (p / "__init__.py").exists()}
+    names = {p.stem for p in code_uri.glob("*.py")} | {
+        p.name for p in code_uri.iterdir() if (p / "__init__.py").exists()
+    }
     return frozenset(names)

@@ -29,13 +29,25 @@ def test_posted_demo_event_is_processed_by_the_worker() -> None:
         if "WorkerFunction" in line and "deleted 1, left 0" in line:
             processed.set()
 
-    runner = Runner(Template.load(ROOT / "infra" / "template.yaml"), MotoServer(), port=0, config_dir=ROOT / "config", log=Log(write=watch))
+    runner = Runner(
+        Template.load(ROOT / "infra" / "template.yaml"),
+        MotoServer(),
+        port=0,
+        config_dir=ROOT / "config",
+        log=Log(write=watch),
+    )
     url = runner.start()
     try:
         # WHEN the README's example is posted over HTTP
         example = json.loads((ROOT / "events" / "apigw-demo-json.json").read_text())
-        headers = {k: v for k, v in example["headers"].items() if k in ("content-type", "x-signature", "x-event-type", "idempotency-key")}
-        request = urllib.request.Request(f"{url}/hooks/demo", data=example["body"].encode(), headers=headers, method="POST")
+        headers = {
+            k: v
+            for k, v in example["headers"].items()
+            if k in ("content-type", "x-signature", "x-event-type", "idempotency-key")
+        }
+        request = urllib.request.Request(  # noqa: S310 - loopback
+            f"{url}/hooks/demo", data=example["body"].encode(), headers=headers, method="POST"
+        )
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
             status, body = response.status, json.loads(response.read())
 

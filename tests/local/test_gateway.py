@@ -22,14 +22,24 @@ def pipeline(make_pipeline: MakePipeline) -> Pipeline:
     return make_pipeline()
 
 
-def _handle(pipeline: Pipeline, method: str, target: str, body: bytes = b"", headers: list[tuple[str, str]] | None = None):  # type: ignore[no-untyped-def]
+def _handle(
+    pipeline: Pipeline, method: str, target: str, body: bytes = b"", headers: list[tuple[str, str]] | None = None
+):  # type: ignore[no-untyped-def]
     assert pipeline.gateway is not None
-    return pipeline.gateway.handle(method, target, headers or [("host", "127.0.0.1:3000"), ("user-agent", "curl/8")], body)
+    return pipeline.gateway.handle(
+        method, target, headers or [("host", "127.0.0.1:3000"), ("user-agent", "curl/8")], body
+    )
 
 
 def test_event_has_every_payload_2_0_field(pipeline: Pipeline, clock: FakeClock) -> None:
     # GIVEN a POST with a query string, repeated headers and cookies
-    headers = [("Host", "127.0.0.1:3000"), ("User-Agent", "curl/8"), ("X-Dup", "a"), ("x-dup", "b"), ("Cookie", "s=1; t=2")]
+    headers = [
+        ("Host", "127.0.0.1:3000"),
+        ("User-Agent", "curl/8"),
+        ("X-Dup", "a"),
+        ("x-dup", "b"),
+        ("Cookie", "s=1; t=2"),
+    ]
 
     # WHEN it goes through the gateway
     _handle(pipeline, "POST", "/hooks/demo?x=1&x=2&y=", b'{"return": {"ok": true}}', headers)
@@ -84,7 +94,12 @@ def test_non_utf8_bodies_arrive_base64_encoded(pipeline: Pipeline) -> None:
 
 
 def test_a_dict_with_status_code_is_the_response(pipeline: Pipeline) -> None:
-    answer = {"statusCode": 202, "headers": {"Content-Type": "application/json"}, "body": '{"id":"x"}', "cookies": ["a=1"]}
+    answer = {
+        "statusCode": 202,
+        "headers": {"Content-Type": "application/json"},
+        "body": '{"id":"x"}',
+        "cookies": ["a=1"],
+    }
     response = _handle(pipeline, "POST", "/hooks/demo", json.dumps({"return": answer}).encode())
     assert response.status == 202
     assert response.body == b'{"id":"x"}'
@@ -131,7 +146,8 @@ def test_the_real_ingress_accepts_the_demo_event_and_the_worker_processes_it(mak
     # THEN 202 with the event id, and the worker's batch deleted it
     assert response.status == 202
     assert response.json()["status"] == "queued"
-    assert result is not None and len(result.deleted) == 1
+    assert result is not None
+    assert len(result.deleted) == 1
     assert json.loads(result.records[0]["body"])["id"] == response.json()["id"]
 
 
@@ -144,7 +160,8 @@ def test_each_function_sees_its_own_environment(make_pipeline: MakePipeline) -> 
     ingress_logger = ingress._idle[0].namespace.modules["inqueue.observability"].logger
     worker_logger = worker._idle[0].namespace.modules["inqueue.observability"].logger
     assert (ingress_logger.service, worker_logger.service) == ("inqueue-ingress", "inqueue-worker")
-    assert "INQUEUE_QUEUE_URL" in ingress.environment and "INQUEUE_QUEUE_URL" not in worker.environment
+    assert "INQUEUE_QUEUE_URL" in ingress.environment
+    assert "INQUEUE_QUEUE_URL" not in worker.environment
 
 
 def _config(root: Path) -> Path:

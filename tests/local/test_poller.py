@@ -127,12 +127,20 @@ def test_each_receive_counts_and_gets_a_new_receipt_handle(make_pipeline: MakePi
     clock.advance(31)
     pipeline.pollers[WORKER].poll_once()
     first, second = (call["event"]["Records"][0] for call in recorder.calls)
-    assert (first["attributes"]["ApproximateReceiveCount"], second["attributes"]["ApproximateReceiveCount"]) == ("1", "2")
+    assert (first["attributes"]["ApproximateReceiveCount"], second["attributes"]["ApproximateReceiveCount"]) == (
+        "1",
+        "2",
+    )
     assert first["receiptHandle"] != second["receiptHandle"]
-    assert first["attributes"]["ApproximateFirstReceiveTimestamp"] == second["attributes"]["ApproximateFirstReceiveTimestamp"]
+    assert (
+        first["attributes"]["ApproximateFirstReceiveTimestamp"]
+        == second["attributes"]["ApproximateFirstReceiveTimestamp"]
+    )
 
 
-def test_context_is_fresh_and_counts_down_from_the_template_timeout(make_pipeline: MakePipeline, clock: FakeClock) -> None:
+def test_context_is_fresh_and_counts_down_from_the_template_timeout(
+    make_pipeline: MakePipeline, clock: FakeClock
+) -> None:
     # GIVEN a 5 s function whose invocation takes 2 s of the clock
     pipeline = make_pipeline(Timeout=5)
     recorder.during_invocation = lambda: clock.advance(2)
@@ -142,7 +150,6 @@ def test_context_is_fresh_and_counts_down_from_the_template_timeout(make_pipelin
     # WHEN two batches run
     pipeline.pollers[WORKER].poll_once()
     recorder.calls.clear()
-    pipeline = pipeline  # same function, warm container
     pipeline.pollers[WORKER].poll_once()
     send(pipeline, "Queue", {"n": 3})
     pipeline.pollers[WORKER].poll_once()
@@ -167,7 +174,8 @@ def test_overrunning_the_timeout_is_a_failure(make_pipeline: MakePipeline, clock
     result = pipeline.pollers[WORKER].poll_once()
 
     # THEN the batch failed: nothing deleted
-    assert result is not None and result.invocation is not None
+    assert result is not None
+    assert result.invocation is not None
     assert result.invocation.timed_out
     assert result.deleted == []
     assert depth(pipeline, "Queue") == (0, 1)
@@ -189,7 +197,9 @@ def test_reporting_success_shapes_delete_everything(result: Any) -> None:
 
 
 def test_listed_failures_are_kept_and_the_rest_deleted() -> None:
-    outcome = decide(IDS, _invocation({"batchItemFailures": [{"itemIdentifier": "b"}]}), report_batch_item_failures=True)
+    outcome = decide(
+        IDS, _invocation({"batchItemFailures": [{"itemIdentifier": "b"}]}), report_batch_item_failures=True
+    )
     assert (outcome.delete, outcome.keep) == (["a", "c"], ["b"])
 
 
@@ -220,16 +230,21 @@ def test_an_error_deletes_nothing(report: bool) -> None:
 
 
 def test_without_report_batch_item_failures_a_return_deletes_the_whole_batch() -> None:
-    outcome = decide(IDS, _invocation({"batchItemFailures": [{"itemIdentifier": "b"}]}), report_batch_item_failures=False)
+    outcome = decide(
+        IDS, _invocation({"batchItemFailures": [{"itemIdentifier": "b"}]}), report_batch_item_failures=False
+    )
     assert outcome.delete == IDS
 
 
-def test_failed_records_come_back_only_after_the_visibility_timeout(make_pipeline: MakePipeline, clock: FakeClock) -> None:
+def test_failed_records_come_back_only_after_the_visibility_timeout(
+    make_pipeline: MakePipeline, clock: FakeClock
+) -> None:
     # GIVEN a batch of three where the handler reports the second as failed
     pipeline = make_pipeline(Visibility=30)
     send(pipeline, "Queue", {"fail_ids_of_bodies": [2], "n": 1}, {"n": 2}, {"n": 3})
     first = pipeline.pollers[WORKER].poll_once()
-    assert first is not None and first.outcome is not None
+    assert first is not None
+    assert first.outcome is not None
     assert len(first.deleted) == 2
 
     # WHEN polled again at once, then after the visibility timeout
@@ -244,11 +259,14 @@ def test_failed_records_come_back_only_after_the_visibility_timeout(make_pipelin
     assert [json.loads(r["body"]) for r in again.records] == [{"n": 2}]
 
 
-def test_a_raising_handler_leaves_the_whole_batch_until_visibility_expires(make_pipeline: MakePipeline, clock: FakeClock) -> None:
+def test_a_raising_handler_leaves_the_whole_batch_until_visibility_expires(
+    make_pipeline: MakePipeline, clock: FakeClock
+) -> None:
     pipeline = make_pipeline()
     send(pipeline, "Queue", {"raise": True}, {"n": 2})
     result = pipeline.pollers[WORKER].poll_once()
-    assert result is not None and result.deleted == []
+    assert result is not None
+    assert result.deleted == []
     assert depth(pipeline, "Queue") == (0, 2)
     clock.advance(31)
     assert depth(pipeline, "Queue") == (2, 0)
@@ -258,14 +276,17 @@ def test_report_off_a_normal_return_deletes_all_even_with_failures_listed(make_p
     pipeline = make_pipeline(Report="false")
     send(pipeline, "Queue", {"fail_ids_of_bodies": [1], "n": 1})
     result = pipeline.pollers[WORKER].poll_once()
-    assert result is not None and len(result.deleted) == 1
+    assert result is not None
+    assert len(result.deleted) == 1
     assert depth(pipeline, "Queue") == (0, 0)
 
 
 # ---------------------------------------------------------------- 4. dead-letter queue
 
 
-def test_dead_lettering_happens_at_receive_time_after_max_receive_count(make_pipeline: MakePipeline, clock: FakeClock) -> None:
+def test_dead_lettering_happens_at_receive_time_after_max_receive_count(
+    make_pipeline: MakePipeline, clock: FakeClock
+) -> None:
     # GIVEN maxReceiveCount 3 and a handler that always raises
     pipeline = make_pipeline(MaxReceiveCount=3)
     (message_id,) = send(pipeline, "Queue", {"raise": True})
@@ -287,7 +308,9 @@ def test_dead_lettering_happens_at_receive_time_after_max_receive_count(make_pip
     assert json.loads(moved["Body"]) == {"raise": True}
 
 
-def test_the_last_failure_is_logged_as_going_to_the_dead_letter_queue(make_pipeline: MakePipeline, clock: FakeClock) -> None:
+def test_the_last_failure_is_logged_as_going_to_the_dead_letter_queue(
+    make_pipeline: MakePipeline, clock: FakeClock
+) -> None:
     pipeline = make_pipeline(MaxReceiveCount=2)
     lines: list[str] = []
     pipeline.pollers[WORKER].log = lambda name, line: lines.append(f"{name} | {line}")
@@ -309,13 +332,21 @@ def test_the_last_failure_is_logged_as_going_to_the_dead_letter_queue(make_pipel
 def test_filter_criteria_drop_non_matching_messages_without_an_invocation(make_pipeline: MakePipeline) -> None:
     # GIVEN a filter on body.kind == order and body.total > 10
     pipeline = make_pipeline()
-    send(pipeline, "FilteredQueue", {"kind": "order", "total": 50}, {"kind": "order", "total": 5}, {"kind": "refund"}, "not json")
+    send(
+        pipeline,
+        "FilteredQueue",
+        {"kind": "order", "total": 50},
+        {"kind": "order", "total": 5},
+        {"kind": "refund"},
+        "not json",
+    )
 
     # WHEN polled
     result = pipeline.pollers["FilteredWorker.Queue"].poll_once()
 
     # THEN only the matching message reached the handler, and the rest were deleted
-    assert result is not None and result.filtered == 3
+    assert result is not None
+    assert result.filtered == 3
     assert [json.loads(r["body"]) for r in recorder.calls[0]["event"]["Records"]] == [{"kind": "order", "total": 50}]
     assert depth(pipeline, "FilteredQueue") == (0, 0)
 
@@ -358,7 +389,9 @@ def test_fifo_keeps_group_order_and_blocks_a_group_in_flight(make_pipeline: Make
     for n, group in ((1, "a"), (2, "a"), (3, "b")):
         body = {"n": n, "fail_ids_of_bodies": [1, 2]} if n == 1 else {"n": n}
         # An explicit deduplication id: moto assigns a SequenceNumber only then (SQS always does).
-        sqs.send_message(QueueUrl=url, MessageBody=json.dumps(body), MessageGroupId=group, MessageDeduplicationId=f"d{n}")
+        sqs.send_message(
+            QueueUrl=url, MessageBody=json.dumps(body), MessageGroupId=group, MessageDeduplicationId=f"d{n}"
+        )
 
     # WHEN polled
     first = pipeline.pollers["FifoWorker.Queue"].poll_once()
@@ -373,7 +406,9 @@ def test_fifo_keeps_group_order_and_blocks_a_group_in_flight(make_pipeline: Make
     assert pipeline.pollers["FifoWorker.Queue"].poll_once() is None
 
 
-@pytest.mark.xfail(reason="moto 5.2.5: after a FIFO group's visibility expires it returns the group from its 2nd message")
+@pytest.mark.xfail(
+    reason="moto 5.2.5: after a FIFO group's visibility expires it returns the group from its 2nd message"
+)
 def test_fifo_group_comes_back_in_order_after_visibility(make_pipeline: MakePipeline, clock: FakeClock) -> None:
     pipeline = make_pipeline()
     sqs = pipeline.backend.client("sqs")

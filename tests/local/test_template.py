@@ -32,7 +32,12 @@ def test_project_template_gives_the_worker_mapping_and_ingress_route() -> None:
 
 def test_short_tags_become_intrinsics() -> None:
     loaded = load_yaml("a: !Ref X\nb: !GetAtt Q.Arn\nc: !Sub '${A}-x'\nd: !If [C, 1, 2]\n")
-    assert loaded == {"a": {"Ref": "X"}, "b": {"Fn::GetAtt": ["Q", "Arn"]}, "c": {"Fn::Sub": "${A}-x"}, "d": {"Fn::If": ["C", 1, 2]}}
+    assert loaded == {
+        "a": {"Ref": "X"},
+        "b": {"Fn::GetAtt": ["Q", "Arn"]},
+        "c": {"Fn::Sub": "${A}-x"},
+        "d": {"Fn::If": ["C", 1, 2]},
+    }
 
 
 def test_overrides_are_checked_against_the_parameter_constraints() -> None:
@@ -58,7 +63,10 @@ def test_mapping_settings_aws_refuses_are_refused(overrides: dict[str, str], mes
 
 
 def test_fifo_mapping_rejects_a_window_and_large_batches(tmp_path: Path) -> None:
-    text = TEST_TEMPLATE.read_text().replace("            BatchSize: 10\n            FunctionResponseTypes", "            BatchSize: 11\n            FunctionResponseTypes")
+    text = TEST_TEMPLATE.read_text().replace(
+        "            BatchSize: 10\n            FunctionResponseTypes",
+        "            BatchSize: 11\n            FunctionResponseTypes",
+    )
     path = tmp_path / "fifo.yaml"
     path.write_text(text)
     with pytest.raises(TemplateError, match="FIFO"):
@@ -69,7 +77,12 @@ def test_defaults_apply_when_the_template_says_nothing() -> None:
     # GIVEN the filtered worker's event, which sets neither BatchSize nor window nor response types
     source = next(s for s in Template.load(TEST_TEMPLATE).sqs_sources() if s.function == "FilteredWorker")
     # THEN AWS's defaults
-    assert (source.batch_size, source.batching_window, source.report_batch_item_failures, source.enabled) == (10, 0, False, True)
+    assert (source.batch_size, source.batching_window, source.report_batch_item_failures, source.enabled) == (
+        10,
+        0,
+        False,
+        True,
+    )
     assert source.maximum_concurrency is None
 
 

@@ -37,7 +37,9 @@ def lambda_handler(event, context):
         failing = set(script["fail_ids_of_bodies"])
         return {
             "batchItemFailures": [
-                {"itemIdentifier": r["messageId"]} for r in event["Records"] if json.loads(r["body"]).get("n") in failing
+                {"itemIdentifier": r["messageId"]}
+                for r in event["Records"]
+                if json.loads(r["body"]).get("n") in failing
             ]
         }
     return script.get("return")
