@@ -299,7 +299,11 @@ class Invocation:
     def describe_error(self) -> str:
         if self.timed_out:
             return "Task timed out"
-        return f"{type(self.error).__name__}: {self.error}" if self.error else ""
+        if self.error is None:
+            return ""
+        # One line: Powertools' BatchProcessingError carries every record's traceback after its first line.
+        first = str(self.error).strip().splitlines()[0] if str(self.error).strip() else ""
+        return f"{type(self.error).__name__}: {first}".rstrip(": ")
 
 
 @dataclass
