@@ -76,3 +76,7 @@ build-check: build venv ## sam build, then check the layer really holds arm64 wh
 .PHONY: clean
 clean: ## Remove the virtualenvs and build output
 	rm -rf $(VENV) $(TOOLS) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: bench
+bench: venv ## Benchmarks: one table of figures against baselines measured in the same run (ONLY=ingress,worker)
+	$(PY) -m bench $(if $(ONLY),--only $(ONLY))
