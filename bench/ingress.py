@@ -62,6 +62,8 @@ def _spawn(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
 
 
 def cold(report: Report) -> None:
+    if COLD_PAIRS <= 0:  # BENCH_COLD_PAIRS=0 skips the slow part while iterating on warm figures
+        return
     env = lambda_env("inqueue-ingress")
     children = {"subject": _child(SUBJECT_INIT), "baseline": _child(BASELINE_INIT), "empty": _child(EMPTY_INIT)}
     for argv in children.values():  # compile .pyc files and warm the page cache: not what is measured
