@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 from bench.common import (
     INGRESS_DIR,
+    ROOT,
     SRC,
     interleaved,
     lambda_env,
@@ -22,6 +26,8 @@ from bench.common import (
 from bench.report import Report
 
 COLD_PAIRS = int(os.environ.get("BENCH_COLD_PAIRS", "25"))
+LAYER_PAIRS = int(os.environ.get("BENCH_LAYER_PAIRS", "8"))
+BUILT_LAYER = ROOT / ".aws-sam" / "build" / "InqueueLayer" / "python"
 WARM_ROUNDS = int(os.environ.get("BENCH_WARM_ROUNDS", "60"))
 WARM_PER_ROUND = 50
 
@@ -47,8 +53,8 @@ def run(report: Report) -> None:
     warm(report)
 
 
-def _child(init: str) -> list[str]:
-    return [sys.executable, "-c", _CHILD.format(fn_dir=str(INGRESS_DIR), src=str(SRC), init=init)]
+def _child(init: str, layer: Path = SRC) -> list[str]:
+    return [sys.executable, "-c", _CHILD.format(fn_dir=str(INGRESS_DIR), src=str(layer), init=init)]
 
 
 def _spawn(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
@@ -64,7 +70,19 @@ def _spawn(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
 def cold(report: Report) -> None:
     if COLD_PAIRS <= 0:  # BENCH_COLD_PAIRS=0 skips the slow part while iterating on warm figures
         return
-    env = lambda_env("inqueue-ingress")
+    # Every child reads compiled bytecode from one cache filled by the warm-up runs, whatever
+    # PYTHONDONTWRITEBYTECODE says here: otherwise src/ (never compiled in this tree) would be
+    # compiled on every run while boto3's .pyc from pip were read, which is not the same test.
+    cache = tempfile.mkdtemp(prefix="inqueue-bench-pyc-")
+    env = {key: value for key, value in lambda_env("inqueue-ingress").items() if key != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = cache
+    try:
+        _cold(report, env)
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+
+
+def _cold(report: Report, env: dict[str, str]) -> None:
     children = {"subject": _child(SUBJECT_INIT), "baseline": _child(BASELINE_INIT), "empty": _child(EMPTY_INIT)}
     for argv in children.values():  # compile .pyc files and warm the page cache: not what is measured
         for _ in range(2):
@@ -98,6 +116,37 @@ def cold(report: Report) -> None:
         total["empty"],
         "ms",
         note="the same child with nothing to import: what no code change can remove",
+    )
+    _cold_built_layer(report, env)
+
+
+def _cold_built_layer(report: Report, env: dict[str, str]) -> None:
+    """The ingress importing the layer `sam build` made, as Lambda does: /opt is read-only, so
+    whatever the layer does not ship compiled is compiled again on every cold start."""
+    if not BUILT_LAYER.is_dir():
+        print(f"bench: no {BUILT_LAYER.relative_to(ROOT)} (make build): skipping the built-layer row", file=sys.stderr)
+        return
+    layer_env = {key: value for key, value in env.items() if key != "PYTHONPYCACHEPREFIX"}
+    layer_env["PYTHONDONTWRITEBYTECODE"] = "1"  # read-only, like /opt in Lambda: never write into the build
+    children = {
+        "layer": (_child(SUBJECT_INIT, BUILT_LAYER), layer_env),
+        "baseline": (_child(BASELINE_INIT), env),
+    }
+    for argv, child_env in children.values():
+        _spawn(argv, child_env)
+    total: dict[str, list[float]] = {name: [] for name in children}
+    order = list(children.items())
+    for index in range(LAYER_PAIRS):
+        for name, (argv, child_env) in order if index % 2 == 0 else reversed(order):
+            total[name].append(_spawn(argv, child_env)[0])
+    compiled = sum(1 for path in BUILT_LAYER.rglob("*.pyc"))
+    report.add_samples(
+        "cold init from the built layer (.aws-sam)",
+        total["layer"],
+        "ms",
+        baseline=total["baseline"],
+        note=f"sam build's layer as Lambda loads it; it ships {compiled} .pyc files, so what it lacks is"
+        " compiled at every cold start. Baseline: bare boto3 with .pyc, as above",
     )
 
 

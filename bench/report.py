@@ -25,9 +25,12 @@ class Row:
     spread: float | None = None  # half the interquartile range, in the value's unit
     runs: int | None = None
     note: str = ""
+    paired_ratio: float | None = None  # median of per-round subject/baseline ratios, when runs were paired
 
     @property
     def ratio(self) -> float | None:
+        if self.paired_ratio is not None:
+            return self.paired_ratio
         if self.baseline is None or self.baseline == 0:
             return None
         return self.value / self.baseline
@@ -61,6 +64,7 @@ class Report:
         spread: float | None = None,
         runs: int | None = None,
         note: str = "",
+        paired_ratio: float | None = None,
     ) -> Row:
         """One row. ``goal`` bounds the value, ``ratio_goal`` bounds value / baseline; lower is better."""
         row = Row(
@@ -74,6 +78,7 @@ class Report:
             spread=spread,
             runs=runs,
             note=note,
+            paired_ratio=paired_ratio,
         )
         self.rows.append(row)
         return row
@@ -89,7 +94,15 @@ class Report:
         ratio_goal: float | None = None,
         note: str = "",
     ) -> Row:
-        """A row from raw samples: median and spread of each, baseline included."""
+        """A row from raw samples: median and spread of each, baseline included.
+
+        Samples taken in interleaved rounds are paired by index: the ratio is then the median of
+        the per-round ratios, which cancels load that drifts across the run better than a ratio
+        of two medians does.
+        """
+        paired = None
+        if baseline is not None and len(baseline) == len(samples):
+            paired = statistics.median(s / b for s, b in zip(samples, baseline, strict=True) if b)
         return self.add(
             name,
             statistics.median(samples),
@@ -100,6 +113,7 @@ class Report:
             spread=half_iqr(samples),
             runs=len(samples),
             note=note,
+            paired_ratio=paired,
         )
 
     @property
@@ -137,6 +151,9 @@ class Report:
             out.extend(f"  {row.section}: {row.name}: {note}" for row, note in notes)
         goals = [row for row in self.rows if row.met is not None]
         out.append("")
+        out.append(
+            "value and baseline: medians; ratio: median of per-round ratios where the two ran in alternating rounds"
+        )
         out.append(f"{len(goals) - len(self.missed)} of {len(goals)} goals met")
         return "\n".join(out)
 
