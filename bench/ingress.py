@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import statistics
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -161,12 +163,23 @@ class StubSQS:
         return {"MessageId": "5fea7756-0ea4-451a-a703-a558b933e274", "MD5OfMessageBody": "0" * 32}
 
 
-class _Calls:
-    def __init__(self) -> None:
-        self.count = 0
+@contextlib.contextmanager
+def counting_aws_calls() -> Iterator[list[str]]:
+    """Every AWS API call any botocore client makes meanwhile (the stub SQS client is not one)."""
+    from botocore.client import BaseClient
 
-    def __call__(self, **kwargs: Any) -> None:
-        self.count += 1
+    calls: list[str] = []
+    real = BaseClient._make_api_call
+
+    def counting(self: Any, operation_name: str, api_params: Any) -> Any:
+        calls.append(operation_name)
+        return real(self, operation_name, api_params)
+
+    BaseClient._make_api_call = counting  # type: ignore[method-assign]
+    try:
+        yield calls
+    finally:
+        BaseClient._make_api_call = real  # type: ignore[method-assign]
 
 
 def warm(report: Report) -> None:
@@ -188,25 +201,24 @@ def warm(report: Report) -> None:
 
         with quiet_stdout():
             first = handler(event, context)  # the first call loads the secret through moto's SSM
-            ssm_calls = _Calls()
-            ingress.sources.verifier("demo").deps.secrets._providers["ssm"].client.meta.events.register(
-                "before-call", ssm_calls
-            )
-            for _ in range(200):  # warm up
-                handler(event, context)
-                ingress.handle(event, context)
-            samples = interleaved(
-                {"handler": lambda: handler(event, context), "handle": lambda: ingress.handle(event, context)},
-                rounds=WARM_ROUNDS,
-                per_round=WARM_PER_ROUND,
-            )
-            last = handler(event, context)
+            with counting_aws_calls() as aws_calls:
+                for _ in range(200):  # warm up
+                    handler(event, context)
+                    ingress.handle(event, context)
+                samples = interleaved(
+                    {"handler": lambda: handler(event, context), "handle": lambda: ingress.handle(event, context)},
+                    rounds=WARM_ROUNDS,
+                    per_round=WARM_PER_ROUND,
+                )
+                last = handler(event, context)
 
     for response in (first, last):
         if response["statusCode"] != 202:
             raise RuntimeError(f"the benchmark event was not accepted: {response}")
-    if ssm_calls.count:
-        raise RuntimeError(f"the warm loop called SSM {ssm_calls.count} times: the secret cache did not hold")
+    if aws_calls:
+        raise RuntimeError(
+            f"the warm loop called AWS {len(aws_calls)} times ({aws_calls[0]}, ...): a cache did not hold"
+        )
     expected = 2 * 200 + 2 * WARM_ROUNDS * WARM_PER_ROUND + 2
     if stub.sent != expected:
         raise RuntimeError(f"expected {expected} SendMessage calls, saw {stub.sent}")
