@@ -30,6 +30,7 @@ from bench.report import Report
 COLD_PAIRS = int(os.environ.get("BENCH_COLD_PAIRS", "25"))
 LAYER_PAIRS = int(os.environ.get("BENCH_LAYER_PAIRS", "8"))
 BUILT_LAYER = ROOT / ".aws-sam" / "build" / "InqueueLayer" / "python"
+LAYER_PACKAGES = ("inqueue", "boto3", "botocore", "aws_lambda_powertools")
 WARM_ROUNDS = int(os.environ.get("BENCH_WARM_ROUNDS", "60"))
 WARM_PER_ROUND = 50
 
@@ -125,8 +126,8 @@ def _cold(report: Report, env: dict[str, str]) -> None:
 def _cold_built_layer(report: Report, env: dict[str, str]) -> None:
     """The ingress importing the layer `sam build` made, as Lambda does: /opt is read-only, so
     whatever the layer does not ship compiled is compiled again on every cold start."""
-    if not BUILT_LAYER.is_dir():
-        print(f"bench: no {BUILT_LAYER.relative_to(ROOT)} (make build): skipping the built-layer row", file=sys.stderr)
+    if not all((BUILT_LAYER / package).is_dir() for package in LAYER_PACKAGES):
+        print(f"bench: no layer in {BUILT_LAYER.relative_to(ROOT)} (make build): skipping its row", file=sys.stderr)
         return
     layer_env = {key: value for key, value in env.items() if key != "PYTHONPYCACHEPREFIX"}
     layer_env["PYTHONDONTWRITEBYTECODE"] = "1"  # read-only, like /opt in Lambda: never write into the build
@@ -134,8 +135,13 @@ def _cold_built_layer(report: Report, env: dict[str, str]) -> None:
         "layer": (_child(SUBJECT_INIT, BUILT_LAYER), layer_env),
         "baseline": (_child(BASELINE_INIT), env),
     }
-    for argv, child_env in children.values():
-        _spawn(argv, child_env)
+    try:
+        for argv, child_env in children.values():
+            _spawn(argv, child_env)
+    except RuntimeError as error:  # a half-written or stale build: say so, and keep the other rows
+        last_line = str(error).strip().splitlines()[-1]
+        print(f"bench: the built layer does not import ({last_line}): skipping its row", file=sys.stderr)
+        return
     total: dict[str, list[float]] = {name: [] for name in children}
     order = list(children.items())
     for index in range(LAYER_PAIRS):
