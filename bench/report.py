@@ -12,6 +12,9 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+# Half the interquartile range above this share of the median marks a run disturbed by other load.
+NOISY = 0.10
+
 
 @dataclass(frozen=True, slots=True)
 class Row:
@@ -154,6 +157,11 @@ class Report:
         out.append(
             "value and baseline: medians; ratio: median of per-round ratios where the two ran in alternating rounds"
         )
+        noisy = [row for row in self.rows if row.spread is not None and row.value and row.spread / row.value > NOISY]
+        if noisy:
+            out.append(
+                f"{len(noisy)} rows spread over {NOISY:.0%} of their value: the machine was busy; rerun to trust them"
+            )
         out.append(f"{len(goals) - len(self.missed)} of {len(goals)} goals met")
         return "\n".join(out)
 

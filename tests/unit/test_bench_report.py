@@ -46,3 +46,12 @@ def test_samples_from_alternating_rounds_are_compared_round_by_round() -> None:
     assert abs(row.ratio - 1.1) < 1e-9
     assert row.met is True
     assert row.runs == 5
+
+
+def test_a_run_with_a_wide_spread_says_it_should_be_repeated() -> None:
+    report = Report()
+    report.add("steady", 100.0, "us", spread=2.0)
+    assert "rerun" not in report.render()
+
+    report.add("disturbed", 100.0, "us", spread=30.0)
+    assert "1 rows spread over 10%" in report.render()
