@@ -90,3 +90,7 @@ send: venv ## Post an example event to `make run` (EVENT=events/apigw-demo-json.
 .PHONY: clean
 clean: ## Remove the virtualenvs and build output
 	rm -rf $(VENV) $(TOOLS) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: bench
+bench: venv ## Benchmarks: one table of figures against baselines measured in the same run (ONLY=ingress,worker)
+	$(PY) -m bench $(if $(ONLY),--only $(ONLY))

