@@ -16,6 +16,9 @@ INGRESS_SQS_CONFIG: dict[str, Any] = {
     "retries": {"mode": "standard", "total_max_attempts": 2},
 }
 
+# Secrets are read on a sender's request too: a slow store must become a 503, not a timeout.
+SECRETS_CONFIG: dict[str, Any] = INGRESS_SQS_CONFIG
+
 
 def client(service: str, **config: Any) -> Any:
     import boto3

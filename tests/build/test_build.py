@@ -7,6 +7,7 @@ pytest run skips them: a build left from before an edit would fail them for no r
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import platform
 import struct
@@ -89,13 +90,29 @@ def test_layer_holds_inqueue_as_in_source() -> None:
         assert (built / rel).read_bytes() == (source / rel).read_bytes(), f"stale build: {rel}"
 
 
-def test_layer_has_no_dev_tooling_or_bytecode() -> None:
+def test_layer_has_no_dev_tooling() -> None:
     top = {p.name.split("-")[0].lower() for p in LAYER.iterdir()}
     assert not top & set(DEV_TOOLING), f"dev tooling in the layer: {sorted(top & set(DEV_TOOLING))}"
     stubs = sorted(p.name for p in LAYER.glob("*.dist-info") if p.name.split("-")[0].endswith("_stubs"))
     assert not stubs, stubs
-    bytecode = [str(p.relative_to(LAYER)) for p in layer_files() if p.suffix == ".pyc"][:5]
-    assert not bytecode, f"bytecode built on this machine's Python: {bytecode}"
+
+
+def test_every_module_ships_bytecode_lambda_can_use_from_a_read_only_layer() -> None:
+    # /opt is read-only and zip timestamps are not the build's, so each module needs a 3.13
+    # .pyc that is hash-based and unchecked (PEP 552 flags == 0b01), or Lambda recompiles it.
+    missing, checked = [], []
+    for source in layer_files():
+        if source.suffix != ".py":
+            continue
+        compiled = Path(importlib.util.cache_from_source(str(source)))
+        if not compiled.exists():
+            missing.append(str(source.relative_to(LAYER)))
+            continue
+        header = compiled.read_bytes()[:8]
+        if header[:4] != importlib.util.MAGIC_NUMBER or int.from_bytes(header[4:8], "little") != 0b01:
+            checked.append(str(compiled.relative_to(LAYER)))
+    assert not missing[:5], f"{len(missing)} modules without bytecode, e.g. {missing[:5]}"
+    assert not checked[:5], f"bytecode that is not 3.13 unchecked-hash: {checked[:5]}"
 
 
 def test_layer_fits_its_budget() -> None:
