@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from inqueue.dlq import DeadLetters, DlqError, StatusRecords
+from inqueue.dlq import DeadLetters, DlqError, OperatorStatus, StatusRecords
 
 LOCAL_STATE = Path(".local/endpoints.json")
 
@@ -112,8 +112,7 @@ def status_store(targets: Targets, clients: ClientFactory) -> StatusRecords | No
 
     # Looked up by name: the status store ships with the worker's guarantees, and the CLI must still run without it.
     status_module = importlib.import_module("inqueue.status")
-    store: StatusRecords = status_module.StatusStore(targets.status_table, dynamodb=clients("dynamodb", targets))
-    return store
+    return OperatorStatus(status_module.StatusStore(targets.status_table, clients("dynamodb", targets)))
 
 
 def parser() -> argparse.ArgumentParser:

@@ -59,6 +59,37 @@ class StatusRecords(Protocol):
     def mark_queued(self, event_id: str) -> None: ...
 
 
+class OperatorStatus:
+    """The DynamoDB status store plus the one write only operators make: back to ``queued``, attempts reset.
+
+    The write is unconditional on purpose: a redrive or replay is the operator's decision, and it is
+    made before the message is sent, so no worker write for the new delivery can come before it.
+    """
+
+    def __init__(self, store: Any, clock: Callable[[], float] = time.time):
+        self.store = store
+        self.clock = clock
+
+    def get(self, event_id: str) -> Mapping[str, Any] | None:
+        record: Mapping[str, Any] | None = self.store.get(event_id)
+        return record
+
+    def mark_queued(self, event_id: str) -> None:
+        from inqueue.envelope import isoformat_ms
+
+        self.store.client.update_item(
+            TableName=self.store.table_name,
+            Key={"id": {"S": event_id}},
+            UpdateExpression="SET #status = :queued, #attempt = :zero, updated_at = :now REMOVE next_try_at, reason",
+            ExpressionAttributeNames={"#status": "status", "#attempt": "attempt"},
+            ExpressionAttributeValues={
+                ":queued": {"S": "queued"},
+                ":zero": {"N": "0"},
+                ":now": {"S": isoformat_ms(self.clock())},
+            },
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
     message_id: str
@@ -160,7 +191,7 @@ class DeadLetters:
             "reason": _reason(record) or letter.field("reason"),
             # SQS's count carries over from the events queue and includes earlier inspections.
             "receives": max(letter.receive_count - 1, 0),
-            "attempts": record.get("attempts") if record else None,
+            "attempts": record.get("attempt") if record else None,
             "age_seconds": round(max(self.clock() - letter.received_at(), 0.0)),
         }
 
@@ -205,12 +236,12 @@ class DeadLetters:
                 f"event {event_id!r} is {record.get('status', 'unknown')} but its envelope is not kept "
                 "(the status record keeps envelopes up to its size limit; see README, 'Dead letters')"
             )
+        self._mark_queued(event_id)
         self.sqs.send_message(
             QueueUrl=self.queue_url,
             MessageBody=envelope,
             MessageAttributes={**_envelope_attributes(envelope), **extra},
         )
-        self._mark_queued(event_id)
         return {"from": "status", "id": event_id, "bypass_idempotency": bypass_idempotency}
 
     # -- internals -------------------------------------------------------------------------
@@ -261,14 +292,15 @@ class DeadLetters:
         for letter in letters:
             if not chosen(letter):
                 continue
-            # Send first, delete last: a failure in between duplicates (idempotency absorbs it), never loses.
+            # Status first (so no worker write of the new delivery precedes it), send, delete last:
+            # a failure in between duplicates (idempotency absorbs it), never loses.
+            if letter.event_id:
+                self._mark_queued(letter.event_id)
             self.sqs.send_message(
                 QueueUrl=self.queue_url,
                 MessageBody=letter.body,
                 MessageAttributes={**sendable_attributes(letter.message_attributes), **(extra_attributes or {})},
             )
-            if letter.event_id:
-                self._mark_queued(letter.event_id)
             self.sqs.delete_message(QueueUrl=self.dlq_url, ReceiptHandle=letter.receipt_handle)
             moved.append({"id": letter.event_id, "message_id": letter.message_id})
         return moved
@@ -286,10 +318,10 @@ class DeadLetters:
             )
         # The ids are read (and released at once) before the move, to put their status back to queued.
         letters = self.inspect()
-        started = _call_move_api(lambda: self.sqs.start_message_move_task(SourceArn=arn))
         for letter in letters:
             if letter.event_id:
                 self._mark_queued(letter.event_id)
+        started = _call_move_api(lambda: self.sqs.start_message_move_task(SourceArn=arn))
         return {
             "method": "StartMessageMoveTask",
             "task_handle": started.get("TaskHandle"),

@@ -30,7 +30,7 @@ class FakeStatus:
         return self.records.get(event_id)
 
     def mark_queued(self, event_id: str) -> None:
-        self.records[event_id] = {**self.records.get(event_id, {}), "status": "queued", "attempts": 0}
+        self.records[event_id] = {**self.records.get(event_id, {}), "status": "queued", "attempt": 0}
 
 
 @pytest.fixture
@@ -94,7 +94,7 @@ def test_list_shows_each_dead_letter_with_source_type_receives_and_age(sqs: Any,
     # GIVEN two events that failed maxReceiveCount times, one with a recorded reason
     kill(sqs, queues, envelope(1), envelope(2, source="github"))
     status = FakeStatus()
-    status.records["evt-1"] = {"status": "dead", "attempts": 3, "last_error": "RuntimeError: downstream said no"}
+    status.records["evt-1"] = {"status": "dead", "attempt": 3, "last_error": "RuntimeError: downstream said no"}
 
     # WHEN the operator lists the DLQ as JSON
     code, output = run("dlq", "list", "--json", status=status, queues=queues)
@@ -155,7 +155,7 @@ def test_redrive_all_falls_back_to_send_and_delete_on_moto_and_restarts_the_rece
     # GIVEN two dead events whose status says dead (moto has no StartMessageMoveTask)
     kill(sqs, queues, envelope(1), envelope(2))
     status = FakeStatus()
-    status.records = {f"evt-{n}": {"status": "dead", "attempts": 3} for n in (1, 2)}
+    status.records = {f"evt-{n}": {"status": "dead", "attempt": 3} for n in (1, 2)}
 
     # WHEN the operator redrives everything
     code, output = run("dlq", "redrive", "--all", "--json", status=status, queues=queues)
@@ -169,7 +169,7 @@ def test_redrive_all_falls_back_to_send_and_delete_on_moto_and_restarts_the_rece
     assert sorted(json.loads(m["Body"])["id"] for m in back) == ["evt-1", "evt-2"]
     assert {m["Attributes"]["ApproximateReceiveCount"] for m in back} == {"1"}
     assert {m["MessageAttributes"]["source"]["StringValue"] for m in back} == {"demo"}
-    assert status.records["evt-1"] == {"status": "queued", "attempts": 0}
+    assert status.records["evt-1"] == {"status": "queued", "attempt": 0}
 
 
 def test_a_redriven_event_gets_the_full_max_receive_count_again(sqs: Any, queues: dict[str, str]) -> None:
