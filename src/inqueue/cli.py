@@ -108,11 +108,9 @@ def resolve_targets(
 def status_store(targets: Targets, clients: ClientFactory) -> StatusRecords | None:
     if not targets.status_table:
         return None
-    import importlib
+    from inqueue.status import StatusStore
 
-    # Looked up by name: the status store ships with the worker's guarantees, and the CLI must still run without it.
-    status_module = importlib.import_module("inqueue.status")
-    return OperatorStatus(status_module.StatusStore(targets.status_table, clients("dynamodb", targets)))
+    return OperatorStatus(StatusStore(targets.status_table, clients("dynamodb", targets)))
 
 
 def parser() -> argparse.ArgumentParser:

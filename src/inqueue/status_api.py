@@ -22,8 +22,8 @@ from typing import Any, Protocol
 from inqueue.errors import BadRequest, HttpError, NotFound
 from inqueue.httpapi import error_response, json_response, parse_event
 from inqueue.observability import logger
+from inqueue.status import FINAL as FINAL_STATES
 
-FINAL_STATES = frozenset({"succeeded", "dead"})
 MAX_WAIT_SECONDS = 25
 FIRST_POLL_SECONDS = 0.1
 MAX_POLL_SECONDS = 1.0
@@ -52,16 +52,15 @@ class StatusApi:
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str] | None = None) -> StatusApi:
-        import importlib
         import os
 
         from inqueue.settings import SettingsError
+        from inqueue.status import StatusStore
 
         table = (os.environ if env is None else env).get("INQUEUE_STATUS_TABLE", "").strip()
         if not table:
             raise SettingsError("environment variable INQUEUE_STATUS_TABLE is required and not set")
-        status_module = importlib.import_module("inqueue.status")
-        return cls(status_module.StatusStore(table))
+        return cls(StatusStore(table))
 
     def handle(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         try:

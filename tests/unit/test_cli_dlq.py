@@ -1,4 +1,4 @@
-"""The ``inqueue`` CLI against moto's in-process SQS: list, show, redrive, replay, purge."""
+"""The ``inqueue`` CLI against moto's in-process SQS and DynamoDB: list, show, redrive, replay, purge, status."""
 
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ from typing import Any
 
 import boto3
 import pytest
+from tests.tables import STATUS_TABLE, create_status_table
 
 from inqueue import cli
 from inqueue.dlq import DeadLetters, MoveTaskRunning
 from inqueue.envelope import Envelope
+from inqueue.status import StatusStore
 
 MAX_RECEIVES = 3
 NOW = 1_795_420_800.0  # 2026-11-23T08:00:00Z, an hour after the envelopes below were received
@@ -383,3 +385,88 @@ def test_no_lambda_path_imports_the_operator_tools() -> None:
 
     # THEN none of them imports the CLI or the DLQ tools
     assert importers == []
+
+
+# -- over the real StatusStore on moto's DynamoDB ------------------------------------------
+
+
+@pytest.fixture
+def store(aws: None) -> StatusStore:
+    return StatusStore(STATUS_TABLE, create_status_table())
+
+
+def run_cli(*argv: str, queues: dict[str, str]) -> tuple[int, str]:
+    out = io.StringIO()
+    code = cli.main(
+        [
+            *argv,
+            "--queue-url",
+            queues["queue"],
+            "--dlq-url",
+            queues["dlq"],
+            "--status-table",
+            STATUS_TABLE,
+            "--poll-wait",
+            "0",
+        ],
+        env={"AWS_DEFAULT_REGION": "us-east-1"},
+        clients=lambda service, targets: boto3.client(service, region_name="us-east-1"),
+        out=out,
+    )
+    return code, out.getvalue()
+
+
+def test_a_redriven_dead_event_shows_queued_with_its_attempts_reset(
+    sqs: Any, queues: dict[str, str], store: StatusStore
+) -> None:
+    # GIVEN an event the worker declared dead after maxReceiveCount attempts
+    item = envelope(1)
+    store.queued(item)
+    store.dead(item.id, reason="max receives reached", attempts=MAX_RECEIVES, error="RuntimeError: no")
+    kill(sqs, queues, item)
+
+    # WHEN the operator redrives it
+    code, _ = run_cli("dlq", "redrive", item.id, queues=queues)
+
+    # THEN the status store says queued again, attempt 0, no reason, and the message is back
+    record = store.get(item.id)
+    assert code == 0
+    assert record is not None
+    assert (record["status"], record["attempt"]) == ("queued", 0)
+    assert "reason" not in record
+    assert len(visible(sqs, queues["queue"])) == 1
+
+
+def test_list_reads_the_reason_and_attempts_from_the_status_record(
+    sqs: Any, queues: dict[str, str], store: StatusStore
+) -> None:
+    item = envelope(2)
+    store.queued(item)
+    store.dead(item.id, reason="poison: ValueError", attempts=MAX_RECEIVES)
+    kill(sqs, queues, item)
+
+    code, output = run_cli("dlq", "list", "--json", queues=queues)
+
+    (row,) = json.loads(output)
+    assert code == 0
+    assert (row["reason"], row["attempts"]) == ("poison: ValueError", MAX_RECEIVES)
+
+
+def test_status_command_prints_the_record(queues: dict[str, str], store: StatusStore) -> None:
+    store.queued(envelope(3))
+    store.succeeded("evt-3", {"order": 3})
+
+    code, output = run_cli("status", "evt-3", "--json", queues=queues)
+
+    record = json.loads(output)
+    assert code == 0
+    assert (record["status"], record["result"]) == ("succeeded", {"order": 3})
+
+
+def test_status_of_an_unknown_event_explains_the_failed_status_write_case(
+    queues: dict[str, str], store: StatusStore, capsys: Any
+) -> None:
+    code, _ = run_cli("status", "evt-404", queues=queues)
+
+    assert code == 1
+    assert "status write failed" in capsys.readouterr().err

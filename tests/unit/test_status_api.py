@@ -9,7 +9,10 @@ from typing import Any
 
 import pytest
 from tests.factories import LambdaContext, load_event
+from tests.tables import STATUS_TABLE, create_status_table
 
+from inqueue.envelope import Envelope
+from inqueue.status import StatusStore
 from inqueue.status_api import StatusApi
 
 
@@ -174,3 +177,35 @@ def test_a_malformed_id_is_unknown_without_reading_the_store() -> None:
 
     assert response["statusCode"] == 404
     assert store.reads == 0
+
+
+@pytest.fixture
+def store(aws: None) -> StatusStore:
+    return StatusStore(STATUS_TABLE, create_status_table())
+
+
+def test_the_status_api_answers_from_the_store_the_worker_writes(store: StatusStore, monkeypatch: Any) -> None:
+    # GIVEN an event the worker finished, and the status function configured as deployed
+    event_id = load_event("apigw-status.json")["pathParameters"]["id"]
+    store.queued(
+        Envelope(
+            id=event_id,
+            source="demo",
+            type="order.created",
+            received_at="2026-11-23T12:00:00.000Z",
+            content_type="application/json",
+            body={},
+            correlation_id="corr-1",
+        )
+    )
+    store.succeeded(event_id, {"invoice": "INV-1001"})
+    monkeypatch.setenv("INQUEUE_STATUS_TABLE", STATUS_TABLE)
+
+    # WHEN the fixture request (?wait=20) arrives
+    response = StatusApi.from_environment().handle(load_event("apigw-status.json"), LambdaContext())
+
+    # THEN the caller gets the result at once, as from a synchronous endpoint
+    body = json.loads(response["body"])
+    assert response["statusCode"] == 200
+    assert (body["status"], body["result"], body["final"]) == ("succeeded", {"invoice": "INV-1001"}, True)
+    assert "expires_at" in body
