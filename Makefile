@@ -53,6 +53,10 @@ typecheck: venv ## mypy (strict) on the runtime library
 unit: venv ## pytest
 	$(PY) -m pytest -q
 
+.PHONY: soak
+soak: venv ## Soak: N events (default 1000) through ingress, queue and worker with faults, then the account
+	PYTHONPATH=src $(PY) -m inqueue_local.soak --events $(or $(N),1000)
+
 .PHONY: lint-template
 lint-template: venv tools ## sam validate --lint, cfn-lint and checkov on the template
 	$(SAM) validate --lint --template $(TEMPLATE) --region us-east-1
