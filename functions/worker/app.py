@@ -7,7 +7,7 @@ from inqueue.worker import Worker
 from processors import router
 
 tracer = Tracer()
-worker = Worker(router)
+worker = Worker.from_environment(router)
 
 
 @tracer.capture_lambda_handler

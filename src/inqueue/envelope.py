@@ -12,6 +12,18 @@ the same id, which is what makes it the idempotency key. ``source`` and ``type``
 also sent as message attributes so consumers can filter without parsing the body.
 Readers accept unknown fields, so adding one is not a version change; removing or
 changing the meaning of one is.
+
+Version 2 is version 1 plus ``body_ref``, and is written only for a body too large to
+send inline (over ``INQUEUE_INLINE_LIMIT_BYTES``): ``body`` is then ``null`` and the
+body, as JSON, is in the payload bucket::
+
+    "body": null,
+    "body_ref": {"bucket": "...", "key": "demo/<event id>.json", "bytes": 300000, "sha256": "<hex>"}
+
+The worker fetches it before any processor runs, so processors never see the
+difference. The version goes up only for those envelopes so that a reader that
+predates claim checks refuses them (the message is retried) instead of processing a
+null body; inline envelopes are byte-for-byte what they were.
 """
 
 from __future__ import annotations
@@ -25,6 +37,8 @@ from typing import Any
 from inqueue.errors import EnvelopeError
 
 ENVELOPE_VERSION = 1
+CLAIM_CHECK_VERSION = 2
+_READABLE_VERSIONS = (ENVELOPE_VERSION, CLAIM_CHECK_VERSION)
 
 # A fixed namespace so that the same (source, delivery id) always maps to the same event id.
 _EVENT_ID_NAMESPACE = uuid.UUID("6f1d6c62-5a43-4c1e-9f0b-8d2b7b1f0a11")
@@ -54,9 +68,13 @@ class Envelope:
     headers: dict[str, str] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
     version: int = ENVELOPE_VERSION
+    body_ref: dict[str, Any] | None = None
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
+        data = asdict(self)
+        if data["body_ref"] is None:
+            del data["body_ref"]
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
     def message_attributes(self) -> dict[str, dict[str, str]]:
         return {
@@ -76,11 +94,18 @@ class Envelope:
         if not isinstance(data, dict):
             raise EnvelopeError("message body is not a JSON object")
         version = data.get("version")
-        if version != ENVELOPE_VERSION:
+        if version not in _READABLE_VERSIONS:
             raise EnvelopeError(f"unsupported envelope version {version!r}")
         missing = [name for name in _REQUIRED if not isinstance(data.get(name), str) or not data[name]]
         if missing:
             raise EnvelopeError(f"envelope lacks {', '.join(missing)}")
+        body_ref = data.get("body_ref")
+        if version == CLAIM_CHECK_VERSION and not (
+            isinstance(body_ref, dict)
+            and isinstance(body_ref.get("bucket"), str)
+            and isinstance(body_ref.get("key"), str)
+        ):
+            raise EnvelopeError("a version 2 envelope needs a body_ref with bucket and key")
         return cls(
             id=data["id"],
             source=data["source"],
@@ -93,6 +118,7 @@ class Envelope:
             headers=dict(data.get("headers") or {}),
             meta=dict(data.get("meta") or {}),
             version=version,
+            body_ref=body_ref if version == CLAIM_CHECK_VERSION else None,
         )
 
 

@@ -64,3 +64,27 @@ class ServiceUnavailable(HttpError):
 
 class EnvelopeError(ValueError):
     """A queued message that is not a valid envelope: it can never be processed."""
+
+
+class RetryLater(Exception):
+    """Raise from a processor to retry this event after ``seconds`` rather than the backoff's choice.
+
+    For an API that says when to come back: Bitrix24's ``503 QUERY_LIMIT_EXCEEDED``, a
+    ``429`` with ``Retry-After``. The delay is capped like any backoff (12 h at most).
+    """
+
+    def __init__(self, seconds: float, message: str = ""):
+        super().__init__(message or f"retry in {seconds:g} s")
+        self.seconds = max(0.0, float(seconds))
+
+
+class PermanentError(Exception):
+    """Raise from a processor when this event can never succeed: a bad payload, an unknown entity.
+
+    The worker moves the message to the dead-letter queue at once with ``reason`` attached,
+    without spending the remaining attempts, and does not report it as a batch failure.
+    """
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason

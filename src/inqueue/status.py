@@ -163,12 +163,18 @@ class StatusStore:
             reopen=reopen,
         )
 
-    def succeeded(self, event_id: str, result: Any = None, *, attempt: int | None = None) -> bool:
+    def succeeded(
+        self, event_id: str, result: Any = None, *, attempt: int | None = None, result_omitted: str | None = None
+    ) -> bool:
+        """Record success; ``result_omitted`` says why a result the caller could not pass is missing."""
         values: dict[str, Any] = {"status": SUCCEEDED}
         if attempt is not None:
             values["attempt"] = attempt
         remove = ["next_try_at", "reason", "result", "result_omitted"]
-        if result is not None:
+        if result is None and result_omitted:
+            values["result_omitted"] = result_omitted
+            remove.remove("result_omitted")
+        elif result is not None:
             encoded, omitted = encode_result(result)
             if encoded is not None:
                 values["result"] = encoded
