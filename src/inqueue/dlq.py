@@ -29,9 +29,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-# Message attributes a replay adds; the worker reads them (see README, "Dead letters").
+# A replay is marked with this message attribute (for operators reading the queue); bypassing
+# idempotency is a flag in the envelope's meta, which is what the worker reads.
 REPLAY_ATTRIBUTE = "replay"
-BYPASS_IDEMPOTENCY_ATTRIBUTE = "bypass_idempotency"
+# Attributes the worker adds to a dead-letter copy; a redriven message starts without them.
+_DEAD_LETTER_ATTRIBUTES = frozenset({"dead_reason", "dead_attempts", "failed_message_id", REPLAY_ATTRIBUTE})
 
 # Error codes and exceptions by which a backend says it has no move task API.
 _UNSUPPORTED_CODES = frozenset(
@@ -132,9 +134,11 @@ class DeadLetter:
 
 
 def sendable_attributes(attributes: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """Received message attributes in the shape SendMessage takes (drops the list fields SQS rejects)."""
+    """Received message attributes in the shape SendMessage takes, without the dead-letter ones."""
     sendable: dict[str, dict[str, Any]] = {}
     for name, value in attributes.items():
+        if name in _DEAD_LETTER_ATTRIBUTES:
+            continue
         kept = {key: value[key] for key in ("DataType", "StringValue", "BinaryValue") if key in value}
         if "DataType" in kept and ("StringValue" in kept or "BinaryValue" in kept):
             sendable[name] = kept
@@ -188,7 +192,7 @@ class DeadLetters:
             "message_id": letter.message_id,
             "source": letter.field("source"),
             "type": letter.field("type"),
-            "reason": _reason(record) or letter.field("reason"),
+            "reason": _reason(record) or letter.field("dead_reason"),
             # SQS's count carries over from the events queue and includes earlier inspections.
             "receives": max(letter.receive_count - 1, 0),
             "attempts": record.get("attempt") if record else None,
@@ -222,9 +226,8 @@ class DeadLetters:
     def replay(self, event_id: str, *, bypass_idempotency: bool = False) -> dict[str, Any]:
         """Queue a new delivery of an event by id: from the DLQ if it is dead, else from its status record."""
         extra = {REPLAY_ATTRIBUTE: {"DataType": "String", "StringValue": "true"}}
-        if bypass_idempotency:
-            extra[BYPASS_IDEMPOTENCY_ATTRIBUTE] = {"DataType": "String", "StringValue": "true"}
-        moved = self._move(lambda letter: letter.event_id == event_id, extra_attributes=extra)
+        rewrite = _with_bypass_flag if bypass_idempotency else None
+        moved = self._move(lambda letter: letter.event_id == event_id, extra_attributes=extra, rewrite=rewrite)
         if moved:
             return {"from": "dlq", "id": event_id, "bypass_idempotency": bypass_idempotency}
         record = self._status(event_id)
@@ -236,10 +239,11 @@ class DeadLetters:
                 f"event {event_id!r} is {record.get('status', 'unknown')} but its envelope is not kept "
                 "(the status record keeps envelopes up to its size limit; see README, 'Dead letters')"
             )
+        body = _with_bypass_flag(envelope) if bypass_idempotency else envelope
         self._mark_queued(event_id)
         self.sqs.send_message(
             QueueUrl=self.queue_url,
-            MessageBody=envelope,
+            MessageBody=body,
             MessageAttributes={**_envelope_attributes(envelope), **extra},
         )
         return {"from": "status", "id": event_id, "bypass_idempotency": bypass_idempotency}
@@ -284,6 +288,7 @@ class DeadLetters:
         self,
         chosen: Callable[[DeadLetter], bool],
         extra_attributes: Mapping[str, Any] | None = None,
+        rewrite: Callable[[str], str] | None = None,
     ) -> list[dict[str, str]]:
         letters = self._receive_all()
         keep = [letter for letter in letters if not chosen(letter)]
@@ -298,7 +303,7 @@ class DeadLetters:
                 self._mark_queued(letter.event_id)
             self.sqs.send_message(
                 QueueUrl=self.queue_url,
-                MessageBody=letter.body,
+                MessageBody=rewrite(letter.body) if rewrite else letter.body,
                 MessageAttributes={**sendable_attributes(letter.message_attributes), **(extra_attributes or {})},
             )
             self.sqs.delete_message(QueueUrl=self.dlq_url, ReceiptHandle=letter.receipt_handle)
@@ -366,6 +371,15 @@ def _reason(record: Mapping[str, Any] | None) -> str:
         if value:
             return str(value)
     return ""
+
+
+def _with_bypass_flag(envelope_json: str) -> str:
+    """The envelope with ``meta.replay_bypass_idempotency`` set: the worker then runs the processor again."""
+    from inqueue.worker import REPLAY_FLAG
+
+    data = json.loads(envelope_json)
+    data["meta"] = {**(data.get("meta") or {}), REPLAY_FLAG: True}
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
 def _envelope_attributes(envelope_json: str) -> dict[str, dict[str, str]]:

@@ -19,7 +19,10 @@ Faults, decided from one seed so a run can be repeated:
 * the queue is unreachable for a window of the sending phase (the ingress answers 503).
 
 Everything runs in one process on moto's in-process AWS with a stepped clock
-(freezegun), so visibility timeouts and backoff pass in simulated time, not real time.
+(freezegun, and the same clock injected into the ingress and the worker), so
+visibility timeouts and backoff pass in simulated time, not real time. The worker is
+built as functions/worker/app.py builds it (the user's router, settings from the
+environment) without the Powertools decorators, which add nothing to the account.
 The settings (``MaxReceiveCount``, visibility timeout, worker timeout, batch size) are
 read from infra/template.yaml's parameter defaults.
 """
@@ -29,7 +32,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import hmac
-import importlib.util
 import io
 import json
 import os
@@ -532,7 +534,7 @@ class Pipeline:
         logger.setLevel("CRITICAL")
         self.ingress_sqs = UnreachableSqs(boto3.client("sqs", region_name=REGION))
         self.ingress = Ingress.from_environment(sqs=self.ingress_sqs, clock=clock)
-        self.worker = _worker_handler()
+        self.worker = _worker(clock)
 
     def _arn(self, url: str) -> str:
         attributes = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
@@ -569,7 +571,7 @@ class Pipeline:
         event = {"Records": [sqs_record(message, self.queue_arn) for message in messages]}
         context = LambdaContext("inqueue-worker", self.settings.worker_timeout, self.clock)
         try:
-            result = self.worker(event, context)
+            result = self.worker.handle(event, context)
         except (Exception, SimulatedTimeout):  # noqa: BLE001 - any failure of the invocation, as Lambda sees it
             return len(messages)  # the invocation failed: delete nothing, all come back after the visibility timeout
         if context.get_remaining_time_in_millis() <= 0:
@@ -657,26 +659,22 @@ def _failed_ids(result: Any, batch: set[str]) -> set[str]:
     return ids
 
 
-_worker_module: Any = None
+_registered = False
 
 
-def _worker_handler() -> Callable[[dict[str, Any], Any], Any]:
-    """The deployed worker function (functions/worker/app.py), plus a processor for the soak source."""
-    global _worker_module  # noqa: PLW0603 - import once per process, as a warm Lambda container would
-    if _worker_module is None:
-        if str(WORKER_DIR) not in sys.path:
-            sys.path.insert(0, str(WORKER_DIR))
-        import processors
+def _worker(clock: Callable[[], float]) -> Any:
+    """The worker as functions/worker/app.py builds it (same router, same settings), on the stepped clock."""
+    global _registered  # noqa: PLW0603 - the user's router is module state: register the soak processor once
+    if str(WORKER_DIR) not in sys.path:
+        sys.path.insert(0, str(WORKER_DIR))
+    import processors
+    from inqueue.settings import WorkerSettings
+    from inqueue.worker import Worker
 
+    if not _registered:
         processors.router.on(SOURCE)(_soak_processor)
-        spec = importlib.util.spec_from_file_location("inqueue_soak_worker_app", WORKER_DIR / "app.py")
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        _worker_module = module
-    handler: Callable[[dict[str, Any], Any], Any] = _worker_module.lambda_handler
-    return handler
+        _registered = True
+    return Worker(processors.router, WorkerSettings.from_env(), clock=clock)
 
 
 def main(argv: list[str] | None = None) -> int:

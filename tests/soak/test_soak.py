@@ -43,6 +43,5 @@ def test_every_poison_event_is_dead_after_max_receive_count_receives(account: Ac
     assert account.poison_dead_at_max == account.poison, account.table()
 
 
-@pytest.mark.xfail(reason="needs the worker's idempotency (branch guarantees)", strict=True)
 def test_no_side_effect_is_applied_twice(account: Account) -> None:
     assert account.duplicated == 0, account.table()

@@ -260,9 +260,10 @@ def test_replay_of_a_dead_event_requeues_it_marked_as_a_replay(sqs: Any, queues:
     assert code == 0
     assert json.loads(output)["from"] == "dlq"
     (message,) = visible(sqs, queues["queue"])
-    assert json.loads(message["Body"])["id"] == "evt-1"
+    body = json.loads(message["Body"])
+    assert body["id"] == "evt-1"
+    assert body["meta"]["replay_bypass_idempotency"] is True
     assert message["MessageAttributes"]["replay"]["StringValue"] == "true"
-    assert message["MessageAttributes"]["bypass_idempotency"]["StringValue"] == "true"
 
 
 def test_replay_of_a_succeeded_event_uses_the_envelope_its_status_record_keeps(
@@ -280,7 +281,7 @@ def test_replay_of_a_succeeded_event_uses_the_envelope_its_status_record_keeps(
     assert code == 0
     assert json.loads(message["Body"])["id"] == "evt-7"
     assert message["MessageAttributes"]["event_id"]["StringValue"] == "evt-7"
-    assert "bypass_idempotency" not in message["MessageAttributes"]
+    assert "replay_bypass_idempotency" not in json.loads(message["Body"])["meta"]
     assert status.records["evt-7"]["status"] == "queued"
 
 
