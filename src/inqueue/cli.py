@@ -8,6 +8,14 @@ Where the queues and the status table are, in order of precedence: explicit flag
 (``--queue-url``, ``--dlq-url``, ``--status-table``), the local runner's state file
 (``--local``, ``.local/endpoints.json``), or a CloudFormation stack's outputs
 (``--stack``, default ``$AWS_SAM_STACK_NAME``). Operator tooling: no Lambda imports it.
+
+The local runner's state file, written by ``make run`` while it runs::
+
+    {"endpoint_url": "http://127.0.0.1:PORT",     # the embedded moto server (or LocalStack ...)
+     "region": "us-east-1",
+     "outputs": {"EventsQueueUrl": "...", "DeadLetterQueueUrl": "...", "StatusTableName": "...", ...}}
+
+``outputs`` uses the template's Output names, so a stack and the runner are read alike.
 """
 
 from __future__ import annotations
@@ -186,6 +194,13 @@ def main(
         return _run(args, dead, store, out)
     except DlqError as exc:
         print(f"inqueue: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if not isinstance(exc, BotoCoreError | ClientError):
+            raise
+        print(f"inqueue: AWS refused or could not be reached: {exc}", file=sys.stderr)
         return 1
 
 

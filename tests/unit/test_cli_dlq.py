@@ -471,3 +471,11 @@ def test_status_of_an_unknown_event_explains_the_failed_status_write_case(
 
     assert code == 1
     assert "status write failed" in capsys.readouterr().err
+
+
+def test_an_aws_error_is_one_line_not_a_traceback(aws: None, capsys: Any) -> None:
+    # GIVEN a stack name that does not exist (moto's CloudFormation answers ValidationError)
+    code = cli.main(["dlq", "list", "--stack", "nope", "--region", "us-east-1"], env={})
+
+    assert code == 1
+    assert capsys.readouterr().err.startswith("inqueue: AWS refused or could not be reached:")
