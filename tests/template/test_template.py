@@ -1,0 +1,506 @@
+"""The deployed shape of infra/template.yaml, read from SAM's transform (no network).
+
+Each ``check_*`` states one property of the template. The tests run every check on the
+real template, then prove each check can fail by running it on a copy of the template
+with exactly that property broken (``test_check_catches``).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.template.cfn import PSEUDO, Resolver, Template, load_sam, number, props, resources_of_type, transform
+
+SAM = load_sam()
+
+
+@pytest.fixture(scope="module")
+def cfn() -> Template:
+    return transform(SAM)
+
+
+def only(items: dict[str, Any], what: str) -> tuple[str, Any]:
+    assert len(items) == 1, f"expected one {what}, found {sorted(items)}"
+    return next(iter(items.items()))
+
+
+def worker_mapping(cfn: Template) -> Template:
+    mappings = {
+        name: res
+        for name, res in resources_of_type(cfn, "AWS::Lambda::EventSourceMapping").items()
+        if res["Properties"]["FunctionName"] == {"Ref": "WorkerFunction"}
+    }
+    return only(mappings, "event source mapping for WorkerFunction")[1]["Properties"]
+
+
+def statements(role: Template) -> list[Template]:
+    found = []
+    for policy in role["Properties"].get("Policies", []):
+        body = policy["PolicyDocument"]["Statement"]
+        found.extend(body if isinstance(body, list) else [body])
+    return found
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def json_object(text: str) -> dict[str, Any] | None:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def function_role(cfn: Template, function: str) -> Template:
+    role = props(cfn, function)["Role"]
+    assert isinstance(role, dict), f"{function}'s role is not a role of this stack"
+    assert "Fn::GetAtt" in role, f"{function}'s role is not a role of this stack"
+    return cfn["Resources"][role["Fn::GetAtt"][0]]
+
+
+# ---------------------------------------------------------------- the checks
+
+
+def check_reports_batch_item_failures(cfn: Template) -> None:
+    mapping = worker_mapping(cfn)
+    assert mapping.get("FunctionResponseTypes") == ["ReportBatchItemFailures"], (
+        "without ReportBatchItemFailures the worker's batchItemFailures are ignored and a normal return "
+        f"deletes the whole batch; got {mapping.get('FunctionResponseTypes')!r}"
+    )
+
+
+def check_mapping_settings_are_parameters(cfn: Template) -> None:
+    mapping = worker_mapping(cfn)
+    assert mapping["EventSourceArn"] == {"Fn::GetAtt": ["EventsQueue", "Arn"]}
+    assert mapping["BatchSize"] == {"Ref": "WorkerBatchSize"}
+    assert mapping["MaximumBatchingWindowInSeconds"] == {"Ref": "WorkerBatchingWindowSeconds"}
+    assert mapping["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "WorkerMaxConcurrency"}}
+    assert mapping.get("Enabled", True) is True
+
+
+def check_redrive_policy(cfn: Template) -> None:
+    redrive = props(cfn, "EventsQueue").get("RedrivePolicy")
+    assert redrive, "the events queue has no RedrivePolicy: failing events would retry until retention ends"
+    assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
+    assert redrive["maxReceiveCount"] == {"Ref": "MaxReceiveCount"}
+    assert number(cfn["Parameters"]["MaxReceiveCount"]["Default"]) == 5
+
+
+def check_visibility_covers_worker_timeout(cfn: Template) -> None:
+    resolve = Resolver(cfn)
+    visibility = number(resolve(props(cfn, "EventsQueue").get("VisibilityTimeout", 30)))
+    timeout = number(resolve(props(cfn, "WorkerFunction")["Timeout"]))
+    window = number(resolve(worker_mapping(cfn).get("MaximumBatchingWindowInSeconds", 0)))
+    assert visibility >= 6 * timeout + window, (
+        f"visibility timeout {visibility}s < 6 x worker timeout {timeout}s + batching window {window}s: "
+        "a message still being processed would be received again"
+    )
+
+
+def check_queues_encrypted(cfn: Template) -> None:
+    resolve = Resolver(cfn)
+    for name in ("EventsQueue", "DeadLetterQueue"):
+        queue = props(cfn, name)
+        key = resolve(queue.get("KmsMasterKeyId"))
+        assert isinstance(key, str), f"{name} is not encrypted with a KMS key"
+        assert key, f"{name} is not encrypted with a KMS key"
+        assert queue.get("SqsManagedSseEnabled") in (None, False), f"{name}: KMS and SSE-SQS exclude each other"
+    assert resolve(props(cfn, "EventsQueue")["KmsMasterKeyId"]) == "alias/aws/sqs"
+
+
+def check_dlq_outlives_events(cfn: Template) -> None:
+    events = number(props(cfn, "EventsQueue").get("MessageRetentionPeriod", 345600))
+    dead = number(props(cfn, "DeadLetterQueue").get("MessageRetentionPeriod", 345600))
+    # SQS keeps a message's original enqueue time when it moves to the DLQ.
+    assert dead > events, f"DLQ retention {dead}s must exceed the events queue's {events}s"
+    assert dead == 14 * 24 * 3600
+
+
+def check_dlq_accepts_only_events_queue(cfn: Template) -> None:
+    resolve = Resolver(cfn)
+    allow = resolve(props(cfn, "DeadLetterQueue").get("RedriveAllowPolicy"))
+    assert isinstance(allow, dict), "DeadLetterQueue has no RedriveAllowPolicy"
+    assert allow["redrivePermission"] == "byQueue"
+    assert allow["sourceQueueArns"] == [resolve({"Fn::GetAtt": ["EventsQueue", "Arn"]})]
+
+
+def check_queue_shape(cfn: Template) -> None:
+    events = props(cfn, "EventsQueue")
+    assert not events.get("FifoQueue"), "the events queue is a standard queue"
+    assert number(events["MaximumMessageSize"]) == 1024 * 1024
+
+
+def check_sqs_access_scoped(cfn: Template) -> None:
+    resolve = Resolver(cfn)
+    queue_arn = resolve({"Fn::GetAtt": ["EventsQueue", "Arn"]})
+    for role_name, role in resources_of_type(cfn, "AWS::IAM::Role").items():
+        managed = json.dumps(role["Properties"].get("ManagedPolicyArns", []))
+        assert "AWSLambdaSQSQueueExecutionRole" not in managed, f"{role_name} may read every queue ('*')"
+        for statement in statements(role):
+            actions = as_list(statement["Action"])
+            if not any(action.lower().startswith("sqs:") for action in actions):
+                continue
+            assert statement["Effect"] == "Allow"
+            assert "NotResource" not in statement
+            for resource in as_list(resolve(statement["Resource"])):
+                assert resource == queue_arn, f"{role_name} grants {actions} on {resource!r}, not the events queue"
+
+
+def check_ingress_may_only_send(cfn: Template) -> None:
+    resolve = Resolver(cfn)
+    role = function_role(cfn, "IngressFunction")
+    granted = {action for st in statements(role) for action in as_list(st["Action"])}
+    assert {a for a in granted if a.startswith("sqs:")} == {"sqs:SendMessage"}
+    assert granted <= {"sqs:SendMessage", "kms:GenerateDataKey", "kms:Decrypt", "ssm:GetParameter"}, granted
+    for statement in statements(role):
+        actions = as_list(statement["Action"])
+        resource = resolve(statement["Resource"])
+        if any(a.startswith("kms:") for a in actions):
+            condition = resolve(statement["Condition"]["StringEquals"])
+            assert condition.get("kms:ViaService") == f"sqs.{PSEUDO['AWS::Region']}.amazonaws.com"
+            assert condition.get("kms:EncryptionContext:aws:sqs:arn") == resolve({"Fn::GetAtt": ["EventsQueue", "Arn"]})
+        if "ssm:GetParameter" in actions:
+            assert resource == f"arn:aws:ssm:us-east-1:123456789012:parameter{resolve({'Ref': 'SecretsPathPrefix'})}/*"
+
+
+def check_worker_role(cfn: Template) -> None:
+    resolve = Resolver(cfn)
+    role = function_role(cfn, "WorkerFunction")
+    granted = {action for st in statements(role) for action in as_list(st["Action"])}
+    assert {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"} <= granted
+    assert "sqs:SendMessage" not in granted
+    for statement in statements(role):
+        if any(a.startswith("kms:") for a in as_list(statement["Action"])):
+            condition = resolve(statement["Condition"]["StringEquals"])
+            assert condition.get("kms:EncryptionContext:aws:sqs:arn") == resolve({"Fn::GetAtt": ["EventsQueue", "Arn"]})
+
+
+def check_no_function_dlq(cfn: Template) -> None:
+    for name, function in resources_of_type(cfn, "AWS::Lambda::Function").items():
+        assert "DeadLetterConfig" not in function["Properties"], (
+            f"{name} has a function-level DLQ: it catches asynchronous invocations only; "
+            "the events queue's RedrivePolicy is the DLQ"
+        )
+    invoke_configs = resources_of_type(cfn, "AWS::Lambda::EventInvokeConfig")
+    assert not invoke_configs, f"asynchronous invoke configs are not used: {sorted(invoke_configs)}"
+
+
+def check_runtime_and_architecture(cfn: Template) -> None:
+    functions = resources_of_type(cfn, "AWS::Lambda::Function")
+    assert {"IngressFunction", "WorkerFunction"} <= set(functions)
+    for name, function in functions.items():
+        assert function["Properties"]["Runtime"] == "python3.13", name
+        assert function["Properties"].get("Architectures") == ["arm64"], name
+    _, layer = only(resources_of_type(cfn, "AWS::Lambda::LayerVersion"), "layer")
+    assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+    assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
+
+
+def check_ingress_sizing(cfn: Template) -> None:
+    ingress = props(cfn, "IngressFunction")
+    assert number(ingress["MemorySize"]) <= 512
+    assert number(ingress["Timeout"]) <= 10, "senders give up after 3 to 10 s"
+
+
+def check_ingress_environment(cfn: Template) -> None:
+    env = props(cfn, "IngressFunction")["Environment"]["Variables"]
+    assert env.get("INQUEUE_QUEUE_URL") == {"Ref": "EventsQueue"}
+    assert env.get("INQUEUE_SOURCES") == {"Ref": "SourcesConfig"}
+    json.loads(cfn["Parameters"]["SourcesConfig"]["Default"])
+
+
+def check_environment_is_plain(cfn: Template) -> None:
+    # The local runner resolves Ref, GetAtt and Sub; anything else it would pass on unresolved.
+    for name, function in resources_of_type(cfn, "AWS::Lambda::Function").items():
+        for var, value in function["Properties"].get("Environment", {}).get("Variables", {}).items():
+            plain = isinstance(value, str) or (
+                isinstance(value, dict) and len(value) == 1 and next(iter(value)) in ("Ref", "Fn::GetAtt", "Fn::Sub")
+            )
+            assert plain, f"{name} {var} = {value!r}: use a literal, !Ref, !GetAtt or !Sub"
+
+
+def check_http_api(cfn: Template) -> None:
+    api = props(cfn, "HttpApi")["Body"]["paths"]
+    route = api["/hooks/{source}"]
+    # ANY, so that the ingress (not API Gateway) answers other methods with 405 and our error body.
+    assert set(route) == {"x-amazon-apigateway-any-method"}
+    integration = route["x-amazon-apigateway-any-method"]["x-amazon-apigateway-integration"]
+    assert "${IngressFunction.Arn}" in integration["uri"]["Fn::Sub"]
+    assert integration["payloadFormatVersion"] == "2.0"
+    _, stage = only(resources_of_type(cfn, "AWS::ApiGatewayV2::Stage"), "HTTP API stage")
+    settings = stage["Properties"].get("DefaultRouteSettings", {})
+    assert settings.get("ThrottlingRateLimit") == {"Ref": "ApiThrottlingRateLimit"}, "no stage throttling"
+    assert settings.get("ThrottlingBurstLimit") == {"Ref": "ApiThrottlingBurstLimit"}, "no stage throttling"
+    log = stage["Properties"]["AccessLogSettings"]
+    assert log["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
+    fields = json_object(log["Format"])
+    assert fields is not None, f"the access log format is not JSON: {log['Format']!r}"
+    assert {"requestId", "status", "routeKey", "ip"} <= set(fields)
+
+
+def check_log_groups(cfn: Template) -> None:
+    groups = resources_of_type(cfn, "AWS::Logs::LogGroup")
+    assert {"IngressLogGroup", "WorkerLogGroup", "ApiAccessLogGroup"} <= set(groups)
+    for name, group in groups.items():
+        assert group["Properties"].get("RetentionInDays") == {"Ref": "LogRetentionDays"}, name
+    for function, group in (("IngressFunction", "IngressLogGroup"), ("WorkerFunction", "WorkerLogGroup")):
+        assert props(cfn, function)["LoggingConfig"]["LogGroup"] == {"Ref": group}
+
+
+def check_alarms(cfn: Template) -> None:
+    resolve = Resolver(cfn)
+    watched = {
+        (a["Properties"]["Namespace"], a["Properties"]["MetricName"], str(resolve(a["Properties"]["Dimensions"])))
+        for a in resources_of_type(cfn, "AWS::CloudWatch::Alarm").values()
+    }
+    dlq_name = resolve({"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]})
+    events_name = resolve({"Fn::GetAtt": ["EventsQueue", "QueueName"]})
+    expected = {
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible", str([{"Name": "QueueName", "Value": dlq_name}])),
+        ("AWS/SQS", "ApproximateAgeOfOldestMessage", str([{"Name": "QueueName", "Value": events_name}])),
+        ("AWS/Lambda", "Errors", str([{"Name": "FunctionName", "Value": ("Ref", "WorkerFunction")}])),
+    }
+    assert expected <= watched, expected - watched
+    oldest = props(cfn, "OldestEventAlarm")
+    assert oldest["Threshold"] == {"Ref": "OldestMessageAlarmSeconds"}
+
+
+def check_outputs(cfn: Template) -> None:
+    values = {name: output["Value"] for name, output in cfn.get("Outputs", {}).items()}
+    assert values.get("ApiUrl") == {"Fn::GetAtt": ["HttpApi", "ApiEndpoint"]}
+    assert values.get("EventsQueueUrl") == {"Ref": "EventsQueue"}
+    assert values.get("DeadLetterQueueUrl") == {"Ref": "DeadLetterQueue"}
+
+
+CHECKS: list[Callable[[Template], None]] = [
+    check_reports_batch_item_failures,
+    check_mapping_settings_are_parameters,
+    check_redrive_policy,
+    check_visibility_covers_worker_timeout,
+    check_queues_encrypted,
+    check_dlq_outlives_events,
+    check_dlq_accepts_only_events_queue,
+    check_queue_shape,
+    check_sqs_access_scoped,
+    check_ingress_may_only_send,
+    check_worker_role,
+    check_no_function_dlq,
+    check_runtime_and_architecture,
+    check_ingress_sizing,
+    check_ingress_environment,
+    check_environment_is_plain,
+    check_http_api,
+    check_log_groups,
+    check_alarms,
+    check_outputs,
+]
+
+
+@pytest.mark.parametrize("check", CHECKS, ids=lambda check: check.__name__.removeprefix("check_"))
+def test_template(cfn: Template, check: Callable[[Template], None]) -> None:
+    # GIVEN the transformed template / WHEN the property is checked / THEN it holds
+    check(cfn)
+
+
+# ---------------------------------------------------------------- each check can fail
+
+
+def resource(sam: Template, name: str) -> Template:
+    return sam["Resources"][name]["Properties"]
+
+
+def queue_event(sam: Template) -> Template:
+    return resource(sam, "WorkerFunction")["Events"]["Queue"]["Properties"]
+
+
+def ingress_statements(sam: Template) -> list[Template]:
+    return resource(sam, "IngressFunction")["Policies"][0]["Statement"]
+
+
+def typo_response_types(sam: Template) -> None:
+    queue_event(sam)["FunctionResponseTypes"] = ["ReportBatchItemFailure"]
+
+
+def drop_response_types(sam: Template) -> None:
+    del queue_event(sam)["FunctionResponseTypes"]
+
+
+def hardcode_batch_size(sam: Template) -> None:
+    queue_event(sam)["BatchSize"] = 10
+
+
+def drop_redrive(sam: Template) -> None:
+    del resource(sam, "EventsQueue")["RedrivePolicy"]
+
+
+def default_receive_count_3(sam: Template) -> None:
+    sam["Parameters"]["MaxReceiveCount"]["Default"] = 3
+
+
+def longer_worker_timeout(sam: Template) -> None:
+    sam["Parameters"]["WorkerTimeout"]["Default"] = 31
+
+
+def add_batching_window(sam: Template) -> None:
+    sam["Parameters"]["WorkerBatchingWindowSeconds"]["Default"] = 5
+
+
+def unencrypted_dlq(sam: Template) -> None:
+    del resource(sam, "DeadLetterQueue")["KmsMasterKeyId"]
+
+
+def short_dlq_retention(sam: Template) -> None:
+    resource(sam, "DeadLetterQueue")["MessageRetentionPeriod"] = 345600
+
+
+def allow_any_queue(sam: Template) -> None:
+    resource(sam, "DeadLetterQueue")["RedriveAllowPolicy"] = {"redrivePermission": "allowAll"}
+
+
+def allow_another_queue(sam: Template) -> None:
+    allow = resource(sam, "DeadLetterQueue")["RedriveAllowPolicy"]
+    allow["sourceQueueArns"] = [*allow["sourceQueueArns"], {"Fn::Sub": "arn:${AWS::Partition}:sqs:::other"}]
+
+
+def rename_events_queue(sam: Template) -> None:
+    resource(sam, "EventsQueue")["QueueName"] = {"Fn::Sub": "${AWS::StackName}-incoming"}
+
+
+def fifo_events_queue(sam: Template) -> None:
+    resource(sam, "EventsQueue")["FifoQueue"] = True
+
+
+def send_anywhere(sam: Template) -> None:
+    ingress_statements(sam)[0]["Resource"] = "*"
+
+
+def ingress_may_receive(sam: Template) -> None:
+    ingress_statements(sam)[0]["Action"] = ["sqs:SendMessage", "sqs:ReceiveMessage"]
+
+
+def kms_without_context(sam: Template) -> None:
+    del ingress_statements(sam)[1]["Condition"]["StringEquals"]["kms:EncryptionContext:aws:sqs:arn"]
+
+
+def all_parameters(sam: Template) -> None:
+    ingress_statements(sam)[2]["Resource"] = {"Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:*:parameter/*"}
+
+
+def worker_may_send(sam: Template) -> None:
+    statement = resource(sam, "WorkerRole")["Policies"][0]["PolicyDocument"]["Statement"][0]
+    statement["Action"] = [*statement["Action"], "sqs:SendMessage"]
+
+
+def worker_role_by_sam(sam: Template) -> None:
+    del resource(sam, "WorkerFunction")["Role"]
+
+
+def dlq_in_globals(sam: Template) -> None:
+    sam["Globals"]["Function"]["DeadLetterQueue"] = {
+        "Type": "SQS",
+        "TargetArn": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]},
+    }
+
+
+def x86_in_globals(sam: Template) -> None:
+    sam["Globals"]["Function"]["Architectures"] = ["x86_64"]
+
+
+def older_runtime(sam: Template) -> None:
+    resource(sam, "WorkerFunction")["Runtime"] = "python3.12"
+
+
+def big_ingress(sam: Template) -> None:
+    resource(sam, "IngressFunction")["Timeout"] = 30
+
+
+def renamed_queue_variable(sam: Template) -> None:
+    env = resource(sam, "IngressFunction")["Environment"]["Variables"]
+    env["QUEUE_URL"] = env.pop("INQUEUE_QUEUE_URL")
+
+
+def joined_variable(sam: Template) -> None:
+    env = resource(sam, "IngressFunction")["Environment"]["Variables"]
+    env["INQUEUE_EXTRA"] = {"Fn::Join": ["", ["a", "b"]]}
+
+
+def post_only(sam: Template) -> None:
+    resource(sam, "IngressFunction")["Events"]["Hook"]["Properties"]["Method"] = "POST"
+
+
+def no_throttling(sam: Template) -> None:
+    del resource(sam, "HttpApi")["DefaultRouteSettings"]
+
+
+def text_access_log(sam: Template) -> None:
+    resource(sam, "HttpApi")["AccessLogSettings"]["Format"] = "$context.requestId $context.status"
+
+
+def keep_logs_forever(sam: Template) -> None:
+    del resource(sam, "WorkerLogGroup")["RetentionInDays"]
+
+
+def no_dlq_alarm(sam: Template) -> None:
+    del sam["Resources"]["DeadLetterQueueAlarm"]
+
+
+def no_api_url(sam: Template) -> None:
+    del sam["Outputs"]["ApiUrl"]
+
+
+MUTATIONS: list[tuple[Callable[[Template], None], Callable[[Template], None]]] = [
+    (typo_response_types, check_reports_batch_item_failures),
+    (drop_response_types, check_reports_batch_item_failures),
+    (hardcode_batch_size, check_mapping_settings_are_parameters),
+    (drop_redrive, check_redrive_policy),
+    (default_receive_count_3, check_redrive_policy),
+    (longer_worker_timeout, check_visibility_covers_worker_timeout),
+    (add_batching_window, check_visibility_covers_worker_timeout),
+    (unencrypted_dlq, check_queues_encrypted),
+    (short_dlq_retention, check_dlq_outlives_events),
+    (allow_any_queue, check_dlq_accepts_only_events_queue),
+    (allow_another_queue, check_dlq_accepts_only_events_queue),
+    (rename_events_queue, check_dlq_accepts_only_events_queue),
+    (fifo_events_queue, check_queue_shape),
+    (send_anywhere, check_sqs_access_scoped),
+    (ingress_may_receive, check_ingress_may_only_send),
+    (kms_without_context, check_ingress_may_only_send),
+    (all_parameters, check_ingress_may_only_send),
+    (worker_may_send, check_worker_role),
+    (worker_role_by_sam, check_sqs_access_scoped),
+    (dlq_in_globals, check_no_function_dlq),
+    (x86_in_globals, check_runtime_and_architecture),
+    (older_runtime, check_runtime_and_architecture),
+    (big_ingress, check_ingress_sizing),
+    (renamed_queue_variable, check_ingress_environment),
+    (joined_variable, check_environment_is_plain),
+    (post_only, check_http_api),
+    (no_throttling, check_http_api),
+    (text_access_log, check_http_api),
+    (keep_logs_forever, check_log_groups),
+    (no_dlq_alarm, check_alarms),
+    (no_api_url, check_outputs),
+]
+
+
+def test_every_check_has_a_mutation() -> None:
+    assert {check for _, check in MUTATIONS} >= set(CHECKS)
+
+
+@pytest.mark.parametrize(("mutate", "check"), MUTATIONS, ids=[mutate.__name__ for mutate, _ in MUTATIONS])
+def test_check_catches(mutate: Callable[[Template], None], check: Callable[[Template], None]) -> None:
+    # GIVEN a copy of the template with one property broken
+    broken = copy.deepcopy(SAM)
+    mutate(broken)
+    # WHEN SAM transforms it (the linters would accept it)
+    transformed = transform(broken)
+    # THEN the check for that property fails
+    with pytest.raises(AssertionError):
+        check(transformed)
