@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
@@ -16,8 +16,12 @@ from inqueue.forms import media_type, parse_body
 from inqueue.httpapi import Request, error_response, json_response, parse_event
 from inqueue.observability import logger, metrics
 from inqueue.secrets import SecretStore
-from inqueue.settings import SQS_MAX_MESSAGE_BYTES, IngressSettings
+from inqueue.settings import SQS_MAX_MESSAGE_BYTES, GuaranteeSettings, IngressSettings
 from inqueue.sources import ConfigError, KindDeps, Sources, parse_config
+
+if TYPE_CHECKING:
+    from inqueue.claimcheck import ClaimCheck
+    from inqueue.status import StatusStore
 
 # Headers worth keeping for every source; kinds add their own. Never credentials.
 _COMMON_HEADERS = ("content-type", "user-agent", "x-request-id", "x-correlation-id")
@@ -31,18 +35,45 @@ class Ingress:
         sqs: Any,
         sources: Sources,
         clock: Callable[[], float] = time.time,
+        *,
+        status: StatusStore | None = None,
+        claim_check: ClaimCheck | None = None,
+        inline_limit_bytes: int = SQS_MAX_MESSAGE_BYTES,
     ):
         self.settings = settings
         self.sqs = sqs
         self.sources = sources
         self.clock = clock
+        self.status = status
+        self.claim_check = claim_check
+        self.inline_limit_bytes = inline_limit_bytes
+        self.fifo = settings.queue_url.endswith(".fifo")
 
     @classmethod
     def from_environment(cls, sqs: Any = None, clock: Callable[[], float] = time.time) -> Ingress:
         settings = IngressSettings.from_env()
         secrets = SecretStore(max_age=settings.secrets_max_age)
         sources = Sources(parse_config(settings.sources_json), KindDeps(secrets=secrets, clock=clock))
-        return cls(settings, sqs or client("sqs", **INGRESS_SQS_CONFIG), sources, clock)
+        # Status and claim checks are imported and built only when configured; their clients on first use.
+        guarantees = GuaranteeSettings.from_env()
+        status = claim_check = None
+        if guarantees.status_table:
+            from inqueue.status import StatusStore
+
+            status = StatusStore(guarantees.status_table, ttl_seconds=guarantees.status_ttl_seconds, clock=clock)
+        if guarantees.payload_bucket:
+            from inqueue.claimcheck import ClaimCheck
+
+            claim_check = ClaimCheck(guarantees.payload_bucket)
+        return cls(
+            settings,
+            sqs or client("sqs", **INGRESS_SQS_CONFIG),
+            sources,
+            clock,
+            status=status,
+            claim_check=claim_check,
+            inline_limit_bytes=guarantees.inline_limit_bytes,
+        )
 
     def handle(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         source = str((event.get("pathParameters") or {}).get("source") or "")
@@ -106,14 +137,25 @@ class Ingress:
 
     def _send(self, envelope: Envelope) -> None:
         message = envelope.to_json()
-        if len(message.encode("utf-8")) > SQS_MAX_MESSAGE_BYTES:
+        size = len(message.encode("utf-8"))
+        if self.claim_check is not None and size > self.inline_limit_bytes:
+            envelope = self._check_body(envelope)
+            message = envelope.to_json()
+            size = len(message.encode("utf-8"))
+        if size > SQS_MAX_MESSAGE_BYTES:
             raise PayloadTooLarge(f"the event is over the queue's {SQS_MAX_MESSAGE_BYTES}-byte message limit")
+        request: dict[str, Any] = {
+            "QueueUrl": self.settings.queue_url,
+            "MessageBody": message,
+            "MessageAttributes": envelope.message_attributes(),
+        }
+        if self.fifo:
+            from inqueue.ordering import message_group_id
+
+            request["MessageGroupId"] = message_group_id(envelope, self.sources.ordering_key(envelope.source))
+            request["MessageDeduplicationId"] = envelope.id
         try:
-            self.sqs.send_message(
-                QueueUrl=self.settings.queue_url,
-                MessageBody=message,
-                MessageAttributes=envelope.message_attributes(),
-            )
+            self.sqs.send_message(**request)
         except Exception as exc:  # noqa: BLE001 - any failure means "not queued", and the sender must retry
             logger.error(
                 "queue unavailable",
@@ -124,6 +166,36 @@ class Ingress:
                 code="queue_unavailable",
                 retry_after=self.settings.retry_after_seconds,
             ) from None
+        if self.status is not None:
+            self._record_queued(envelope)
+
+    def _check_body(self, envelope: Envelope) -> Envelope:
+        """Store a body too large to send inline; failing that, the event is not accepted (503)."""
+        assert self.claim_check is not None
+        try:
+            return self.claim_check.store(envelope)
+        except Exception as exc:  # noqa: BLE001 - without its body stored the event cannot be queued
+            logger.error(
+                "payload bucket unavailable",
+                extra={"source": envelope.source, "error": type(exc).__name__, "detail": str(exc)[:300]},
+            )
+            raise ServiceUnavailable(
+                "the event could not be stored; retry later",
+                code="payload_store_unavailable",
+                retry_after=self.settings.retry_after_seconds,
+            ) from None
+
+    def _record_queued(self, envelope: Envelope) -> None:
+        """Best effort: the event is queued and the 202 is true whatever happens here."""
+        assert self.status is not None
+        try:
+            self.status.queued(envelope)
+        except Exception as exc:  # noqa: BLE001 - a status record is a convenience, the queue is the promise
+            logger.warning(
+                "status write failed; the event is queued all the same",
+                extra={"event_id": envelope.id, "error": type(exc).__name__, "detail": str(exc)[:300]},
+            )
+            metrics.add_metric(name="StatusWriteFailed", unit=MetricUnit.Count, value=1)
 
     def _correlation_id(self, request: Request) -> str:
         candidate = request.header("x-correlation-id") or request.header("x-request-id")

@@ -36,6 +36,8 @@ class SourceConfig:
     name: str
     kind: str
     options: Mapping[str, Any] = field(default_factory=dict)
+    # FIFO queues only: body fields whose values form the MessageGroupId (see inqueue.ordering).
+    ordering_key: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +82,13 @@ def parse_config(text: str) -> dict[str, SourceConfig]:
             raise ConfigError(f"source name {name!r} must be 1-64 of a-z, 0-9, '-' or '_'")
         if not isinstance(options, dict) or options.get("kind") not in KINDS:
             raise ConfigError(f"source {name!r} needs a kind, one of {', '.join(sorted(KINDS))}")
-        rest = {key: value for key, value in options.items() if key != "kind"}
-        sources[name] = SourceConfig(name=name, kind=options["kind"], options=rest)
+        ordering_key = options.get("ordering_key", [])
+        if isinstance(ordering_key, str):
+            ordering_key = [ordering_key]
+        if not isinstance(ordering_key, list) or not all(isinstance(path, str) and path for path in ordering_key):
+            raise ConfigError(f"source {name!r}: ordering_key must be a field path or a list of them")
+        rest = {key: value for key, value in options.items() if key not in ("kind", "ordering_key")}
+        sources[name] = SourceConfig(name=name, kind=options["kind"], options=rest, ordering_key=tuple(ordering_key))
     return sources
 
 
@@ -98,6 +105,9 @@ class Sources:
 
     def names(self) -> list[str]:
         return sorted(self._configs)
+
+    def ordering_key(self, name: str) -> tuple[str, ...]:
+        return self._configs[name].ordering_key
 
     def verifier(self, name: str) -> Verifier:
         verifier = self._verifiers.get(name)
