@@ -77,6 +77,19 @@ build: tools ## sam build (no Docker): arm64 wheels into the layer
 build-check: build venv ## sam build, then check the layer really holds arm64 wheels and nothing else
 	INQUEUE_REQUIRE_BUILD=1 $(PY) -m pytest -q -p no:cacheprovider tests/build
 
+# ---------------------------------------------------------------- local runner
+BACKEND ?= moto
+PORT ?= 3000
+EVENT ?= events/apigw-demo-json.json
+PARAMS ?=
+
+.PHONY: run send
+run: venv ## The whole pipeline on this machine (BACKEND=moto|localstack, PORT=3000, PARAMS="Name=Value ...")
+	PORT=$(PORT) $(PY) -m inqueue_local run --backend $(BACKEND) $(if $(PARAMS),--parameter-overrides $(PARAMS))
+
+send: venv ## Post an example event to `make run` (EVENT=events/apigw-demo-json.json)
+	@PORT=$(PORT) $(PY) -m inqueue_local send $(EVENT)
+
 .PHONY: clean
 clean: ## Remove the virtualenvs and build output
 	rm -rf $(VENV) $(TOOLS) .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,113 @@
+"""Where the queues, tables, buckets and parameters live: the AWS data plane.
+
+``MotoServer`` (default) runs moto's server in this process on 127.0.0.1; ``Endpoint``
+names one already running (LocalStack, ElasticMQ, ...); ``InProcess`` uses moto's
+in-process mock, for tests with no sockets; ``LocalStack`` starts LocalStack's core in
+host mode (no Docker) and stops it with the runner (see ``localstack.py``).
+Every backend gets dummy credentials and a region: no AWS account is ever touched.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
+
+
+class Backend:
+    name = "backend"
+    endpoint_url: str | None = None
+    account_id = "123456789012"
+
+    def __init__(self, region: str = "us-east-1"):
+        self.region = region
+        self._clients: dict[str, Any] = {}
+
+    def start(self) -> None:
+        """Make the data plane reachable."""
+
+    def stop(self) -> None:
+        """Release what ``start`` took."""
+
+    def function_environment(self) -> dict[str, str]:
+        """What every in-process function needs to reach this backend and nothing else."""
+        env = {**DUMMY_CREDENTIALS, "AWS_DEFAULT_REGION": self.region, "AWS_REGION": self.region}
+        if self.endpoint_url:
+            env["AWS_ENDPOINT_URL"] = self.endpoint_url
+        return env
+
+    def client(self, service: str) -> Any:
+        made = self._clients.get(service)
+        if made is None:
+            import boto3
+            from botocore.config import Config
+
+            made = boto3.session.Session().client(
+                service,  # type: ignore[call-overload]
+                region_name=self.region,
+                endpoint_url=self.endpoint_url,
+                aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+                aws_session_token=DUMMY_CREDENTIALS["AWS_SESSION_TOKEN"],
+                config=Config(retries={"mode": "standard", "total_max_attempts": 3}, max_pool_connections=50),
+            )
+            self._clients[service] = made
+        return made
+
+    def describe(self) -> str:
+        return f"{self.name} at {self.endpoint_url}"
+
+
+class InProcess(Backend):
+    """moto's in-process mock: the caller holds ``mock_aws()`` open. For tests: no sockets."""
+
+    name = "moto (in-process)"
+
+    def describe(self) -> str:
+        return self.name
+
+
+class MotoServer(Backend):
+    """moto's server, embedded in this process, bound to 127.0.0.1 on a free port."""
+
+    name = "moto"
+
+    def __init__(self, region: str = "us-east-1", port: int = 0):
+        super().__init__(region)
+        self.port = port
+        self._server: Any = None
+
+    def start(self) -> None:
+        import logging
+
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per AWS call would drown the pipeline's
+
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.endpoint_url = f"http://{host}:{port}"
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+
+class Endpoint(Backend):
+    """Any SQS/SSM/DynamoDB/S3 implementation already running, e.g. a LocalStack started separately."""
+
+    name = "endpoint"
+
+    def __init__(self, endpoint_url: str, region: str = "us-east-1", account_id: str | None = None):
+        super().__init__(region)
+        self.endpoint_url = endpoint_url.rstrip("/")
+        self._account_id = account_id
+
+    def start(self) -> None:
+        # LocalStack's account is 000000000000, moto's 123456789012: ask rather than guess.
+        try:
+            self.account_id = self._account_id or str(self.client("sts").get_caller_identity()["Account"])
+        except Exception:  # noqa: BLE001 - an emulator without STS keeps the default
+            self.account_id = self._account_id or self.account_id

@@ -1,0 +1,440 @@
+"""Read ``infra/template.yaml``: parameters, globals, conditions and the intrinsics used.
+
+The template is the single source of every setting; nothing here duplicates it. The
+model keeps what the runner plays locally: functions, their HttpApi routes and SQS
+event sources, and the data-plane resources (queues, tables, buckets, parameters).
+Log groups, alarms, roles and policies are read and ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DATA_PLANE_TYPES = {
+    "AWS::SQS::Queue",
+    "AWS::DynamoDB::Table",
+    "AWS::Serverless::SimpleTable",
+    "AWS::S3::Bucket",
+    "AWS::SSM::Parameter",
+}
+
+
+class TemplateError(ValueError):
+    """The template (or an override) asks for something AWS would refuse."""
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """SafeLoader that turns CloudFormation short tags into their long form."""
+
+
+def _tag_constructor(tag: str) -> Callable[[yaml.Loader, yaml.Node], dict[str, Any]]:
+    name = "Ref" if tag == "Ref" else f"Fn::{tag}"
+
+    def construct(loader: yaml.Loader, node: yaml.Node) -> dict[str, Any]:
+        if isinstance(node, yaml.ScalarNode):
+            value: Any = loader.construct_scalar(node)
+            if tag == "GetAtt":
+                value = str(value).split(".", 1)
+        elif isinstance(node, yaml.SequenceNode):
+            value = loader.construct_sequence(node, deep=True)
+        else:
+            value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+        return {name: value}
+
+    return construct
+
+
+for _tag in (
+    "Ref", "GetAtt", "Sub", "Join", "Select", "Split", "If", "Equals", "Not", "And", "Or",
+    "FindInMap", "Base64", "GetAZs", "ImportValue", "Condition", "Cidr", "ToJsonString", "Length",
+):  # fmt: skip
+    _CfnLoader.add_constructor(f"!{_tag}", _tag_constructor(_tag))
+
+
+def load_yaml(text: str) -> dict[str, Any]:
+    loaded = yaml.load(text, Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass
+    if not isinstance(loaded, dict):
+        raise TemplateError("the template is not a mapping")
+    return loaded
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRoute:
+    function: str
+    method: str  # "ANY" or an HTTP method
+    path: str  # "/hooks/{source}", "$default" or with {proxy+}
+    api: str  # the HttpApi's logical id ("ServerlessHttpApi" when implicit)
+    event_name: str
+
+    @property
+    def route_key(self) -> str:
+        return "$default" if self.path == "$default" else f"{self.method} {self.path}"
+
+
+@dataclass(frozen=True, slots=True)
+class SqsSource:
+    """One SQS event source mapping, with AWS's defaults applied."""
+
+    function: str
+    event_name: str
+    queue: str  # the queue's logical id
+    batch_size: int = 10
+    batching_window: float = 0
+    report_batch_item_failures: bool = False
+    maximum_concurrency: int | None = None
+    filters: tuple[Any, ...] = ()
+    enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionSpec:
+    logical_id: str
+    code_uri: Path
+    handler: str
+    timeout: int
+    memory_size: int
+    environment: Mapping[str, Any]  # unresolved: resources get their local names at start-up
+    runtime: str = "python3.13"
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceSpec:
+    logical_id: str
+    type: str
+    properties: Mapping[str, Any]
+
+
+@dataclass
+class Template:
+    path: Path
+    document: dict[str, Any]
+    parameters: dict[str, str]
+    stack_name: str = "inqueue"
+    region: str = "us-east-1"
+    account_id: str = "123456789012"
+    conditions: dict[str, bool] = field(default_factory=dict)
+
+    # ---------------------------------------------------------------- loading
+    @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        overrides: Mapping[str, str] | None = None,
+        *,
+        stack_name: str | None = None,
+        region: str | None = None,
+        account_id: str = "123456789012",
+        samconfig: str | Path | None = None,
+    ) -> Template:
+        path = Path(path)
+        document = load_yaml(path.read_text(encoding="utf-8"))
+        config_overrides, config_stack = _samconfig(Path(samconfig) if samconfig else path.parent.parent / "samconfig.toml")
+        declared = document.get("Parameters") or {}
+        # samconfig.toml may carry overrides for a parameter this template dropped; the command line may not.
+        merged = {**{k: v for k, v in config_overrides.items() if k in declared}, **(overrides or {})}
+        template = cls(
+            path=path,
+            document=document,
+            parameters={},
+            stack_name=stack_name or config_stack or "inqueue",
+            region=region or os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1",
+            account_id=account_id,
+        )
+        template.parameters = template._resolve_parameters(merged)
+        template.conditions = {
+            name: bool(template.resolve(expr, {})) for name, expr in (document.get("Conditions") or {}).items()
+        }
+        return template
+
+    def _resolve_parameters(self, overrides: Mapping[str, str]) -> dict[str, str]:
+        declared: dict[str, Any] = self.document.get("Parameters") or {}
+        unknown = set(overrides) - set(declared)
+        if unknown:
+            raise TemplateError(f"parameter override for undeclared parameter(s): {', '.join(sorted(unknown))}")
+        values: dict[str, str] = {}
+        for name, spec in declared.items():
+            if name in overrides:
+                value: Any = overrides[name]
+            elif "Default" in spec:
+                value = spec["Default"]
+            else:
+                raise TemplateError(f"parameter {name} has no default; pass --parameter-overrides {name}=...")
+            values[name] = _check_parameter(name, spec, value)
+        return values
+
+    # ---------------------------------------------------------------- the model
+    @property
+    def resources(self) -> dict[str, dict[str, Any]]:
+        return {
+            name: body
+            for name, body in (self.document.get("Resources") or {}).items()
+            if not body.get("Condition") or self.conditions.get(body["Condition"], True)
+        }
+
+    def data_plane(self) -> list[ResourceSpec]:
+        return [
+            ResourceSpec(name, body["Type"], body.get("Properties") or {})
+            for name, body in self.resources.items()
+            if body.get("Type") in DATA_PLANE_TYPES
+        ]
+
+    def functions(self) -> dict[str, FunctionSpec]:
+        globals_ = ((self.document.get("Globals") or {}).get("Function")) or {}
+        found: dict[str, FunctionSpec] = {}
+        for name, body in self.resources.items():
+            if body.get("Type") != "AWS::Serverless::Function":
+                continue
+            props = body.get("Properties") or {}
+            env = {
+                **(((globals_.get("Environment") or {}).get("Variables")) or {}),
+                **(((props.get("Environment") or {}).get("Variables")) or {}),
+            }
+            code_uri = self.resolve(props.get("CodeUri", globals_.get("CodeUri", ".")), {})
+            found[name] = FunctionSpec(
+                logical_id=name,
+                code_uri=(self.path.parent / str(code_uri)).resolve(),
+                handler=str(self.resolve(props.get("Handler", globals_.get("Handler")), {})),
+                timeout=int(self.resolve(props.get("Timeout", globals_.get("Timeout", 3)), {})),
+                memory_size=int(self.resolve(props.get("MemorySize", globals_.get("MemorySize", 128)), {})),
+                environment=env,
+                runtime=str(props.get("Runtime", globals_.get("Runtime", "python3.13"))),
+            )
+        return found
+
+    def http_routes(self) -> list[HttpRoute]:
+        routes: list[HttpRoute] = []
+        for name, body in self.resources.items():
+            if body.get("Type") != "AWS::Serverless::Function":
+                continue
+            for event_name, event in ((body.get("Properties") or {}).get("Events") or {}).items():
+                if event.get("Type") != "HttpApi":
+                    continue
+                props = event.get("Properties") or {}
+                api = props.get("ApiId")
+                api_id = api["Ref"] if isinstance(api, dict) and "Ref" in api else "ServerlessHttpApi"
+                method = str(props.get("Method", "ANY")).upper()
+                path = str(props.get("Path", "$default"))
+                routes.append(HttpRoute(name, "ANY" if method in ("ANY", "X-AMAZON-APIGATEWAY-ANY-METHOD") else method, path, api_id, event_name))
+        return routes
+
+    def sqs_sources(self) -> list[SqsSource]:
+        sources: list[SqsSource] = []
+        for name, body in self.resources.items():
+            if body.get("Type") != "AWS::Serverless::Function":
+                continue
+            for event_name, event in ((body.get("Properties") or {}).get("Events") or {}).items():
+                if event.get("Type") != "SQS":
+                    continue
+                sources.append(self._sqs_source(name, event_name, event.get("Properties") or {}))
+        return sources
+
+    def _sqs_source(self, function: str, event_name: str, props: Mapping[str, Any]) -> SqsSource:
+        queue = props.get("Queue")
+        if isinstance(queue, dict) and "Fn::GetAtt" in queue:
+            queue_id = str(queue["Fn::GetAtt"][0])
+        elif isinstance(queue, dict) and "Ref" in queue:
+            queue_id = str(queue["Ref"])
+        else:
+            raise TemplateError(f"{function}.{event_name}: Queue must be !GetAtt <Queue>.Arn of a queue in this template")
+        queue_body = self.resources.get(queue_id) or {}
+        fifo = bool(self.resolve((queue_body.get("Properties") or {}).get("FifoQueue", False), {}))
+        where = f"{function} event {event_name}"
+        batch_size = int(self.resolve(props.get("BatchSize", 10), {}))
+        window = float(self.resolve(props.get("MaximumBatchingWindowInSeconds", 0), {}))
+        if fifo:
+            if not 1 <= batch_size <= 10:
+                raise TemplateError(f"{where}: BatchSize must be 1..10 for a FIFO queue, not {batch_size}")
+            if "MaximumBatchingWindowInSeconds" in props:
+                raise TemplateError(f"{where}: MaximumBatchingWindowInSeconds is not allowed for a FIFO queue")
+        elif not 1 <= batch_size <= 10_000:
+            raise TemplateError(f"{where}: BatchSize must be 1..10000, not {batch_size}")
+        if not 0 <= window <= 300:
+            raise TemplateError(f"{where}: MaximumBatchingWindowInSeconds must be 0..300, not {window:g}")
+        if batch_size > 10 and window < 1:
+            raise TemplateError(f"{where}: MaximumBatchingWindowInSeconds must be >= 1 when BatchSize > 10")
+        scaling = self.resolve(props.get("ScalingConfig") or {}, {})
+        concurrency = scaling.get("MaximumConcurrency") if isinstance(scaling, dict) else None
+        if concurrency is not None and not 2 <= int(concurrency) <= 1000:
+            raise TemplateError(f"{where}: ScalingConfig.MaximumConcurrency must be 2..1000, not {concurrency}")
+        types = self.resolve(props.get("FunctionResponseTypes") or [], {})
+        filters = self.resolve(props.get("FilterCriteria") or {}, {})
+        return SqsSource(
+            function=function,
+            event_name=event_name,
+            queue=queue_id,
+            batch_size=batch_size,
+            batching_window=window,
+            report_batch_item_failures="ReportBatchItemFailures" in types,
+            maximum_concurrency=None if concurrency is None else int(concurrency),
+            filters=tuple(json.loads(f["Pattern"]) if isinstance(f.get("Pattern"), str) else f.get("Pattern") for f in filters.get("Filters", [])),
+            enabled=_truthy(self.resolve(props.get("Enabled", True), {})),
+        )
+
+    # ---------------------------------------------------------------- intrinsics
+    def pseudo(self, name: str) -> Any:
+        return {
+            "AWS::Region": self.region,
+            "AWS::AccountId": self.account_id,
+            "AWS::StackName": self.stack_name,
+            "AWS::StackId": f"arn:aws:cloudformation:{self.region}:{self.account_id}:stack/{self.stack_name}/local",
+            "AWS::Partition": "aws",
+            "AWS::URLSuffix": "amazonaws.com",
+            "AWS::NoValue": _NO_VALUE,
+            "AWS::NotificationARNs": [],
+        }[name]
+
+    def resolve(self, value: Any, refs: Mapping[str, Mapping[str, Any]]) -> Any:
+        """Resolve intrinsics; ``refs`` maps logical ids to {"Ref": ..., "<Attr>": ...} of provisioned resources."""
+        resolved = self._resolve(value, refs)
+        return None if resolved is _NO_VALUE else resolved
+
+    def _resolve(self, value: Any, refs: Mapping[str, Mapping[str, Any]]) -> Any:  # noqa: PLR0911, PLR0912, C901
+        if isinstance(value, list):
+            return [item for item in (self._resolve(v, refs) for v in value) if item is not _NO_VALUE]
+        if not isinstance(value, dict):
+            return value
+        if len(value) != 1:
+            return {k: r for k, v in value.items() if (r := self._resolve(v, refs)) is not _NO_VALUE}
+        ((key, arg),) = value.items()
+        if key == "Ref":
+            return self._ref(str(arg), refs)
+        if key == "Fn::GetAtt":
+            logical, attr = (arg.split(".", 1) if isinstance(arg, str) else arg)
+            return self._attribute(str(logical), str(attr), refs)
+        if key == "Fn::Sub":
+            return self._sub(arg, refs)
+        if key == "Fn::Join":
+            sep, items = arg
+            return str(sep).join(str(i) for i in self._resolve(items, refs))
+        if key == "Fn::Select":
+            index, items = arg
+            return self._resolve(items, refs)[int(self._resolve(index, refs))]
+        if key == "Fn::Split":
+            sep, text = arg
+            return str(self._resolve(text, refs)).split(str(sep))
+        if key == "Fn::If":
+            name, when_true, when_false = arg
+            return self._resolve(when_true if self.conditions[name] else when_false, refs)
+        if key == "Fn::Equals":
+            left, right = (self._resolve(a, refs) for a in arg)
+            return str(left) == str(right)
+        if key == "Fn::Not":
+            return not self._resolve(arg[0], refs)
+        if key == "Fn::And":
+            return all(self._resolve(a, refs) for a in arg)
+        if key == "Fn::Or":
+            return any(self._resolve(a, refs) for a in arg)
+        if key in ("Condition", "Fn::Condition"):
+            return self.conditions[str(arg)]
+        if key == "Fn::FindInMap":
+            name, top, second = (self._resolve(a, refs) for a in arg)
+            return self.document["Mappings"][name][top][second]
+        if key == "Fn::ToJsonString":
+            return json.dumps(self._resolve(arg, refs), separators=(",", ":"))
+        if key == "Fn::Length":
+            return len(self._resolve(arg, refs))
+        return {key: self._resolve(arg, refs)}
+
+    def _ref(self, name: str, refs: Mapping[str, Mapping[str, Any]]) -> Any:
+        if name.startswith("AWS::"):
+            return self.pseudo(name)
+        if name in self.parameters:
+            return self.parameters[name]
+        if name in refs:
+            return refs[name]["Ref"]
+        if name in (self.document.get("Resources") or {}):
+            return name  # not played locally (a role, a log group): its logical id stands in
+        raise TemplateError(f"!Ref {name}: no parameter or resource of that name")
+
+    def _attribute(self, logical: str, attr: str, refs: Mapping[str, Mapping[str, Any]]) -> Any:
+        if logical in refs and attr in refs[logical]:
+            return refs[logical][attr]
+        if logical in (self.document.get("Resources") or {}):
+            kind = str(self.document["Resources"][logical].get("Type", "")).split("::")[-1].lower()
+            return f"arn:aws:{kind}:{self.region}:{self.account_id}:{logical}"
+        raise TemplateError(f"!GetAtt {logical}.{attr}: no resource of that name")
+
+    def _sub(self, arg: Any, refs: Mapping[str, Mapping[str, Any]]) -> str:
+        text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1])
+        values = {k: self._resolve(v, refs) for k, v in variables.items()}
+
+        def replace(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name.startswith("!"):
+                return "${" + name[1:] + "}"
+            if name in values:
+                return str(values[name])
+            if "." in name and not name.startswith("AWS::"):
+                logical, attr = name.split(".", 1)
+                return str(self._attribute(logical, attr, refs))
+            return str(self._ref(name, refs))
+
+        return re.sub(r"\$\{([^}]+)\}", replace, str(text))
+
+
+_NO_VALUE = object()
+
+
+def _truthy(value: Any) -> bool:
+    return value if isinstance(value, bool) else str(value).lower() == "true"
+
+
+def _check_parameter(name: str, spec: Mapping[str, Any], value: Any) -> str:
+    text = str(value).lower() if isinstance(value, bool) else str(value)
+    if spec.get("Type") == "Number":
+        try:
+            number = float(text)
+        except ValueError:
+            raise TemplateError(f"parameter {name} must be a number, not {text!r}") from None
+        if "MinValue" in spec and number < float(spec["MinValue"]):
+            raise TemplateError(f"parameter {name}={text} is below its MinValue {spec['MinValue']}")
+        if "MaxValue" in spec and number > float(spec["MaxValue"]):
+            raise TemplateError(f"parameter {name}={text} is above its MaxValue {spec['MaxValue']}")
+    allowed = spec.get("AllowedValues")
+    if allowed is not None and text not in [str(a) for a in allowed]:
+        raise TemplateError(f"parameter {name}={text} is not one of its AllowedValues")
+    pattern = spec.get("AllowedPattern")
+    if pattern and not re.fullmatch(pattern, text):
+        raise TemplateError(f"parameter {name}={text!r} does not match its AllowedPattern")
+    return text
+
+
+def parse_overrides(items: list[str] | str | None) -> dict[str, str]:
+    """``Key=Value`` pairs, as ``sam deploy --parameter-overrides`` takes them (also space-separated)."""
+    if not items:
+        return {}
+    if isinstance(items, str):
+        items = items.split()
+    pairs: dict[str, str] = {}
+    for item in items:
+        for part in item.split() if "ParameterKey=" not in item else [item]:
+            if part.startswith("ParameterKey="):
+                key, _, rest = part.removeprefix("ParameterKey=").partition(",ParameterValue=")
+                pairs[key] = rest
+                continue
+            key, sep, value = part.partition("=")
+            if not sep:
+                raise TemplateError(f"parameter override {part!r} must look like Name=Value")
+            pairs[key] = value.strip('"')
+    return pairs
+
+
+def _samconfig(path: Path) -> tuple[dict[str, str], str | None]:
+    """samconfig.toml's default deploy parameter overrides and stack name, when the file exists."""
+    if not path.is_file():
+        return {}, None
+    config = tomllib.loads(path.read_text(encoding="utf-8")).get("default", {})
+    stack = (config.get("global", {}).get("parameters", {}) or {}).get("stack_name")
+    overrides = (config.get("deploy", {}).get("parameters", {}) or {}).get("parameter_overrides")
+    if isinstance(overrides, list):
+        overrides = " ".join(overrides)
+    return parse_overrides(overrides), stack
