@@ -18,13 +18,14 @@ Faults, decided from one seed so a run can be repeated:
 * 5% of events are posted twice by the sender (the same signed request, same delivery id);
 * the queue is unreachable for a window of the sending phase (the ingress answers 503).
 
-Everything runs in one process on moto's in-process AWS with a stepped clock
-(freezegun, and the same clock injected into the ingress and the worker), so
-visibility timeouts and backoff pass in simulated time, not real time. The worker is
-built as functions/worker/app.py builds it (the user's router, settings from the
-environment) without the Powertools decorators, which add nothing to the account.
-The settings (``MaxReceiveCount``, visibility timeout, worker timeout, batch size) are
-read from infra/template.yaml's parameter defaults.
+It runs on the local runner's in-process pipeline (``inqueue_local.pipeline``): the
+template's resources provisioned on moto's in-process AWS, the real functions invoked
+through the runner's API Gateway emulation and SQS poller, the runner's Lambda timeout
+emulation. Time is one stepped clock (freezegun, handed to the runner as its clock), so
+moto's visibility timeouts, the worker's backoff and Lambda deadlines pass in simulated
+time. A hang is the processor moving that clock past the function's ``Timeout`` and
+raising a BaseException, so nothing after it in the invocation runs, as when Lambda
+kills the runtime; the runner then discards the container and deletes nothing.
 """
 
 from __future__ import annotations
@@ -39,8 +40,9 @@ import random
 import sys
 import time
 import uuid
+import warnings
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -80,21 +82,22 @@ class Settings:
     batch_size: int
 
     @classmethod
-    def from_template(cls, path: Path = TEMPLATE) -> Settings:
-        import yaml
-
-        class Loader(yaml.SafeLoader):
-            pass
-
-        # CloudFormation's short tags (!Ref, !Sub ...) matter not here: only parameter defaults are read.
-        Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
-        parameters = yaml.load(path.read_text(), Loader=Loader)["Parameters"]  # noqa: S506 - SafeLoader subclass
+    def from_template(cls, template: Any = None) -> Settings:
+        parameters = (template or load_template()).parameters
         return cls(
-            max_receive_count=int(parameters["MaxReceiveCount"]["Default"]),
-            visibility_timeout=int(parameters["QueueVisibilityTimeout"]["Default"]),
-            worker_timeout=int(parameters["WorkerTimeout"]["Default"]),
-            batch_size=int(parameters["WorkerBatchSize"]["Default"]),
+            max_receive_count=int(parameters["MaxReceiveCount"]),
+            visibility_timeout=int(parameters["QueueVisibilityTimeout"]),
+            worker_timeout=int(parameters["WorkerTimeout"]),
+            batch_size=int(parameters["WorkerBatchSize"]),
         )
+
+
+def load_template() -> Any:
+    """infra/template.yaml as the local runner reads it (samconfig.toml overrides too), plus the soak source."""
+    from inqueue_local.template import Template
+
+    sources = {SOURCE: {"kind": "generic", "auth": "hmac", "secret": "ssm:/inqueue/soak"}}
+    return Template.load(TEMPLATE, {"SourcesConfig": json.dumps(sources)})
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +130,7 @@ class Account:
     flaky_dead: int
     max_receive_count: int
     processor_calls: int
+    timeouts: int
     status_mismatches: int
     simulated_seconds: float
     wall_seconds: float
@@ -158,6 +162,7 @@ class Account:
                 f"poison events dead after exactly {self.max_receive_count} receives",
             ),
             ("processor calls", self.processor_calls, "including failures"),
+            ("timed out", self.timeouts, "invocations killed at the worker's Timeout (whole batch back)"),
             ("status mismatches", self.status_mismatches, "final status record disagrees with the outcome"),
         ]
         width = max(len(name) for name, _, _ in rows)
@@ -188,129 +193,59 @@ class PoisonEvent(ValueError):
     pass
 
 
-class UnreachableSqs:
-    """The ingress's SQS client, unreachable while ``down`` is set (as a closed port would be)."""
+class QueueOutage:
+    """The events queue unreachable for the ingress, as a closed port would make it.
 
-    def __init__(self, sqs: Any):
-        self._sqs = sqs
+    A botocore hook on SendMessage to the events queue, so the fault is in the transport
+    and the ingress code runs unchanged: its client raises EndpointConnectionError and
+    the ingress answers 503. The worker never sends to the events queue.
+    """
+
+    def __init__(self, queue_url: str):
+        self.queue_url = queue_url
         self.down = False
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._sqs, name)
-
-    def send_message(self, **request: Any) -> Any:
-        if self.down:
+    def __call__(self, params: dict[str, Any], **_: Any) -> None:
+        if self.down and params.get("QueueUrl") == self.queue_url:
             from botocore.exceptions import EndpointConnectionError
 
-            raise EndpointConnectionError(endpoint_url="https://sqs.us-east-1.amazonaws.com/")
-        return self._sqs.send_message(**request)
+            raise EndpointConnectionError(endpoint_url=self.queue_url)
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        import boto3
+
+        # Clients are built from the default session when the ingress cold-starts, after this.
+        events = boto3._get_default_session().events
+        events.register_first("before-parameter-build.sqs.SendMessage", self, unique_id="inqueue-soak-outage")
+        try:
+            yield
+        finally:
+            events.unregister("before-parameter-build.sqs.SendMessage", unique_id="inqueue-soak-outage")
 
 
-class SteppedClock:
-    """freezegun's frozen time, moved forward explicitly: moto, botocore, Powertools and inqueue all read it."""
+class FrozenClock:
+    """freezegun's frozen time, moved forward explicitly: moto, botocore, Powertools, inqueue and the
+    runner (Lambda timeouts, remaining time) all read it, so visibility timeouts pass in simulated time."""
 
     def __init__(self, frozen: Any):
         self._frozen = frozen
         self.start = time.time()
 
-    def __call__(self) -> float:
+    def now(self) -> float:
         return time.time()
+
+    __call__ = now
 
     def advance(self, seconds: float) -> None:
         self._frozen.tick(timedelta(seconds=seconds))
 
+    def sleep(self, seconds: float, stop: Any = None) -> None:
+        self.advance(max(seconds, 0.0))
+
     @property
     def elapsed(self) -> float:
         return time.time() - self.start
-
-
-# -- the pipeline ----------------------------------------------------------------------------
-
-
-class LambdaContext:
-    """A fresh context per invocation whose remaining time counts down on the stepped clock."""
-
-    def __init__(self, function_name: str, timeout: int, clock: Callable[[], float]):
-        self.function_name = function_name
-        self.function_version = "$LATEST"
-        self.memory_limit_in_mb = 512
-        self.invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function_name}"
-        self.aws_request_id = str(uuid.uuid4())
-        self.log_group_name = f"/aws/lambda/{function_name}"
-        self.log_stream_name = "soak"
-        self._deadline = clock() + timeout
-        self._clock = clock
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(int((self._deadline - self._clock()) * 1000), 0)
-
-
-def http_event(body: bytes, headers: dict[str, str], now: float) -> dict[str, Any]:
-    """An HTTP API payload 2.0 event for POST /hooks/soak, as API Gateway builds it."""
-    request_id = uuid.uuid4().hex[:16]
-    return {
-        "version": "2.0",
-        "routeKey": "ANY /hooks/{source}",
-        "rawPath": f"/hooks/{SOURCE}",
-        "rawQueryString": "",
-        "headers": {**headers, "content-length": str(len(body)), "host": "127.0.0.1"},
-        "requestContext": {
-            "accountId": ACCOUNT,
-            "apiId": "soak",
-            "domainName": "127.0.0.1",
-            "domainPrefix": "soak",
-            "http": {
-                "method": "POST",
-                "path": f"/hooks/{SOURCE}",
-                "protocol": "HTTP/1.1",
-                "sourceIp": "127.0.0.1",
-                "userAgent": "inqueue-soak",
-            },
-            "requestId": request_id,
-            "routeKey": "ANY /hooks/{source}",
-            "stage": "$default",
-            "time": datetime.fromtimestamp(now, UTC).strftime("%d/%b/%Y:%H:%M:%S +0000"),
-            "timeEpoch": int(now * 1000),
-        },
-        "pathParameters": {"source": SOURCE},
-        "body": body.decode(),
-        "isBase64Encoded": False,
-    }
-
-
-def sqs_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
-    """An SQS event source record, from a ReceiveMessage answer, as Lambda builds it."""
-    attributes = {
-        "DataType": "dataType",
-        "StringValue": "stringValue",
-        "BinaryValue": "binaryValue",
-    }
-    message_attributes = {
-        name: {
-            **{attributes[k]: v for k, v in value.items() if k in attributes},
-            "stringListValues": [],
-            "binaryListValues": [],
-        }
-        for name, value in (message.get("MessageAttributes") or {}).items()
-    }
-    record = {
-        "messageId": message["MessageId"],
-        "receiptHandle": message["ReceiptHandle"],
-        "body": message["Body"],
-        "attributes": {
-            key: message["Attributes"][key]
-            for key in ("ApproximateReceiveCount", "SentTimestamp", "SenderId", "ApproximateFirstReceiveTimestamp")
-            if key in message.get("Attributes", {})
-        },
-        "messageAttributes": message_attributes,
-        "md5OfBody": message["MD5OfBody"],
-        "eventSource": "aws:sqs",
-        "eventSourceARN": queue_arn,
-        "awsRegion": REGION,
-    }
-    if "MD5OfMessageAttributes" in message:
-        record["md5OfMessageAttributes"] = message["MD5OfMessageAttributes"]
-    return record
 
 
 class Soak:
@@ -326,7 +261,7 @@ class Soak:
         self.ledger: Counter[str] = Counter()
         self.calls: Counter[str] = Counter()
         self.hung: set[str] = set()
-        self.clock: SteppedClock | None = None
+        self.clock: FrozenClock | None = None
 
     def _plan(self, n: int, run: str) -> Plan:
         from inqueue.envelope import event_id_for
@@ -363,18 +298,24 @@ class Soak:
 
         wall = time.perf_counter()
         # Powertools prints its metrics (EMF) to stdout per invocation; the account is the output here.
-        with freeze_time(START) as frozen, _aws_environment(), redirect_stdout(io.StringIO()):
-            self.clock = SteppedClock(frozen)
-            pipeline = Pipeline(self.settings, self.clock)
+        with (
+            warnings.catch_warnings(),
+            freeze_time(START) as frozen,
+            _aws_environment(),
+            redirect_stdout(io.StringIO()),
+        ):
+            warnings.simplefilter("ignore", UserWarning)  # Powertools: "No application metrics to publish"
+            self.clock = FrozenClock(frozen)
+            rig = Rig(load_template(), self.clock)
             _register(self)
             try:
-                accepted, posts = self._send(pipeline)
-                pipeline.drain()
-                dead = pipeline.dead_letters()
-                statuses = pipeline.statuses(accepted)
+                with rig.outage.installed():
+                    accepted, posts = self._send(rig)
+                rig.drain(self.settings.max_receive_count, self.settings.visibility_timeout)
+                dead = rig.dead_letters()
+                statuses = rig.statuses(accepted)
             finally:
                 _register(None)
-                pipeline.close()
             simulated = self.clock.elapsed
         return self._account(
             accepted=accepted,
@@ -385,13 +326,13 @@ class Soak:
             wall=time.perf_counter() - wall,
         )
 
-    def _send(self, pipeline: Pipeline) -> tuple[set[str], int]:
+    def _send(self, rig: Rig) -> tuple[set[str], int]:
         assert self.clock is not None
         accepted: set[str] = set()
         posts = 0
         low, high = (int(self.events * edge) for edge in self.faults.outage)
         for plan in self.plans:
-            pipeline.queue_down(low <= plan.n < high)
+            rig.outage.down = low <= plan.n < high
             body = json.dumps({"n": plan.n}).encode()
             headers = {
                 "content-type": "application/json",
@@ -401,7 +342,7 @@ class Soak:
             }
             for _ in range(2 if plan.twice else 1):
                 posts += 1
-                status, answer = pipeline.post(body, headers)
+                status, answer = rig.post(body, headers)
                 if status == 202:
                     if answer["id"] != plan.event_id:
                         raise AssertionError(f"the ingress gave {answer['id']} for {plan.event_id}")
@@ -411,8 +352,8 @@ class Soak:
             self.clock.advance(0.01)
             # The worker runs while the sender sends, as the event source mapping would.
             if plan.n % (self.settings.batch_size * 3) == 0:
-                pipeline.poll_until_empty()
-        pipeline.queue_down(False)
+                rig.poll_until_empty()
+        rig.outage.down = False
         return accepted, posts
 
     def _account(
@@ -453,6 +394,7 @@ class Soak:
             flaky_dead=len(dead_ids - set(poison)),
             max_receive_count=self.settings.max_receive_count,
             processor_calls=sum(self.calls.values()),
+            timeouts=len(self.hung),
             status_mismatches=mismatches if statuses else 0,
             simulated_seconds=simulated,
             wall_seconds=wall,
@@ -499,51 +441,43 @@ def _aws_environment() -> Iterator[None]:
         os.environ.update(saved)
 
 
-class Pipeline:
-    """Ingress and worker wired to moto as the template wires them in AWS: queue, DLQ, tables."""
+class Rig:
+    """The local runner's pipeline (gateway, worker poller, template-provisioned resources) on moto in-process."""
 
-    def __init__(self, settings: Settings, clock: SteppedClock):
-        import boto3
+    WORKER = "WorkerFunction"
+    INGRESS = "IngressFunction"
 
-        self.settings = settings
+    def __init__(self, template: Any, clock: FrozenClock):
+        from inqueue_local.backends import InProcess
+        from inqueue_local.pipeline import Log, Pipeline
+
         self.clock = clock
-        self.sqs = boto3.client("sqs", region_name=REGION)
-        dlq_url = self.sqs.create_queue(QueueName="inqueue-dead-letters")["QueueUrl"]
-        dlq_arn = self._arn(dlq_url)
-        redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": settings.max_receive_count})
-        self.queue_url = self.sqs.create_queue(
-            QueueName="inqueue-events",
-            Attributes={"VisibilityTimeout": str(settings.visibility_timeout), "RedrivePolicy": redrive},
-        )["QueueUrl"]
-        self.queue_arn = self._arn(self.queue_url)
-        self.dlq_url = dlq_url
-        boto3.client("ssm", region_name=REGION).put_parameter(Name="/inqueue/soak", Value=SECRET, Type="SecureString")
-        self.status_table = self._create_table("inqueue-status")
-        environment = {
-            "INQUEUE_QUEUE_URL": self.queue_url,
-            "INQUEUE_SOURCES": json.dumps({SOURCE: {"kind": "generic", "auth": "hmac", "secret": "ssm:/inqueue/soak"}}),
-            "INQUEUE_STATUS_TABLE": self.status_table,
-            "INQUEUE_IDEMPOTENCY_TABLE": self._create_table("inqueue-idempotency"),
-            "POWERTOOLS_SERVICE_NAME": "inqueue-soak",
-            "POWERTOOLS_LOG_LEVEL": "CRITICAL",
-        }
-        os.environ.update(environment)
-        from inqueue.ingress import Ingress
-        from inqueue.observability import logger
+        self.backend = InProcess(region=REGION)
+        self.runner = Pipeline(template, self.backend, clock, log=Log(write=lambda _line: None))
+        self.runner.start(prefix_output=False)
+        refs = self.runner.refs
+        self.sqs = self.backend.client("sqs")
+        self.queue_url = refs["EventsQueue"]["QueueUrl"]
+        self.dlq_url = refs["DeadLetterQueue"]["QueueUrl"]
+        self.backend.client("ssm").put_parameter(Name="/inqueue/soak", Value=SECRET, Type="SecureString")
+        self.status_table = str(refs["StatusTable"]["Ref"]) if "StatusTable" in refs else self._table("inqueue-status")
+        # Until the template wires the guarantees' tables into the functions, the soak does.
+        guarantees = {"INQUEUE_STATUS_TABLE": self.status_table}
+        for name in (self.INGRESS, self.WORKER):
+            self.runner.functions[name].environment.update(
+                {k: v for k, v in guarantees.items() if k not in self.runner.functions[name].environment}
+            )
+        worker = self.runner.functions[self.WORKER]
+        if "INQUEUE_IDEMPOTENCY_TABLE" not in worker.environment:
+            worker.environment["INQUEUE_IDEMPOTENCY_TABLE"] = self._table("inqueue-idempotency")
+        self._register_processor(worker)
+        (self.poller,) = [p for key, p in self.runner.pollers.items() if key.startswith(self.WORKER + ".")]
+        assert self.runner.gateway is not None
+        self.gateway = self.runner.gateway
+        self.outage = QueueOutage(self.queue_url)
 
-        logger.setLevel("CRITICAL")
-        self.ingress_sqs = UnreachableSqs(boto3.client("sqs", region_name=REGION))
-        self.ingress = Ingress.from_environment(sqs=self.ingress_sqs, clock=clock)
-        self.worker = _worker(clock)
-
-    def _arn(self, url: str) -> str:
-        attributes = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
-        return str(attributes["QueueArn"])
-
-    def _create_table(self, name: str) -> str:
-        import boto3
-
-        boto3.client("dynamodb", region_name=REGION).create_table(
+    def _table(self, name: str) -> str:
+        self.backend.client("dynamodb").create_table(
             TableName=name,
             KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
             AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
@@ -551,39 +485,28 @@ class Pipeline:
         )
         return name
 
-    def queue_down(self, down: bool) -> None:
-        self.ingress_sqs.down = down
+    @staticmethod
+    def _register_processor(worker: Any) -> None:
+        """Every worker container (a timed-out one is replaced, as Lambda does) gets the soak's processor."""
+        cold_start = worker._cold_start
+
+        def cold_start_with_soak() -> Any:
+            container = cold_start()
+            container.namespace.modules["processors"].router.on(SOURCE)(_soak_processor)
+            return container
+
+        worker._cold_start = cold_start_with_soak
 
     def post(self, body: bytes, headers: dict[str, str]) -> tuple[int, Any]:
-        response = self.ingress.handle(http_event(body, headers, self.clock()), None)
-        return int(response["statusCode"]), json.loads(response["body"])
+        response = self.gateway.handle("POST", f"/hooks/{SOURCE}", list(headers.items()), body)
+        return response.status, response.json()
 
-    def poll_once(self) -> int:
-        """One event source mapping poll: receive, invoke, delete what succeeded."""
-        messages = self.sqs.receive_message(
-            QueueUrl=self.queue_url,
-            MaxNumberOfMessages=min(self.settings.batch_size, 10),
-            AttributeNames=["All"],
-            MessageAttributeNames=["All"],
-        ).get("Messages", [])
-        if not messages:
-            return 0
-        event = {"Records": [sqs_record(message, self.queue_arn) for message in messages]}
-        context = LambdaContext("inqueue-worker", self.settings.worker_timeout, self.clock)
+    def poll_once(self) -> bool:
         try:
-            result = self.worker.handle(event, context)
-        except (Exception, SimulatedTimeout):  # noqa: BLE001 - any failure of the invocation, as Lambda sees it
-            return len(messages)  # the invocation failed: delete nothing, all come back after the visibility timeout
-        if context.get_remaining_time_in_millis() <= 0:
-            return len(messages)  # overran its timeout: a failure whatever it returned
-        failed = _failed_ids(result, {m["MessageId"] for m in messages})
-        done = [m for m in messages if m["MessageId"] not in failed]
-        for start in range(0, len(done), 10):
-            entries = [
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done[start : start + 10])
-            ]
-            self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
-        return len(messages)
+            return self.poller.poll_once() is not None
+        except SimulatedTimeout:
+            # The runner discarded the container (Lambda restarts the runtime) and deleted nothing.
+            return True
 
     def poll_until_empty(self, limit: int = 100_000) -> None:
         for _ in range(limit):
@@ -599,10 +522,10 @@ class Pipeline:
         attributes = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=names)["Attributes"]
         return sum(int(attributes.get(name, 0)) for name in names)
 
-    def drain(self) -> None:
-        """Poll, and step the clock past visibility timeouts, until the events queue is empty."""
+    def drain(self, max_receive_count: int, visibility_timeout: int) -> None:
+        """Poll, and step the clock past visibility timeouts and backoffs, until the events queue is empty."""
         step = 15.0
-        bound = int((self.settings.max_receive_count + 2) * (self.settings.visibility_timeout + 60) / step) + 10_000
+        bound = int((max_receive_count + 2) * (visibility_timeout + 3600) / step)
         for _ in range(bound):
             self.poll_until_empty()
             if not self.in_queue():
@@ -615,10 +538,7 @@ class Pipeline:
         dead: dict[str, list[int]] = {}
         while True:
             messages = self.sqs.receive_message(
-                QueueUrl=self.dlq_url,
-                MaxNumberOfMessages=10,
-                VisibilityTimeout=3600,
-                AttributeNames=["All"],
+                QueueUrl=self.dlq_url, MaxNumberOfMessages=10, VisibilityTimeout=3600, AttributeNames=["All"]
             ).get("Messages", [])
             if not messages:
                 return dead
@@ -630,51 +550,12 @@ class Pipeline:
     def statuses(self, event_ids: set[str]) -> dict[str, str | None]:
         from inqueue.status import StatusStore
 
-        store = StatusStore(self.status_table)
+        store = StatusStore(self.status_table, self.backend.client("dynamodb"))
         statuses = {}
         for event_id in event_ids:
             record = store.get(event_id)
             statuses[event_id] = record.get("status") if record else None
         return statuses
-
-    def close(self) -> None:
-        self.queue_down(False)
-
-
-def _failed_ids(result: Any, batch: set[str]) -> set[str]:
-    """The records to keep, per ReportBatchItemFailures; a malformed answer fails the whole batch."""
-    if result in (None, "", {}):
-        return set()
-    if not isinstance(result, dict):
-        return batch
-    failures = result.get("batchItemFailures")
-    if failures is None:
-        return set()
-    ids = set()
-    for failure in failures:
-        item = failure.get("itemIdentifier") if isinstance(failure, dict) else None
-        if not item or item not in batch:
-            return batch
-        ids.add(item)
-    return ids
-
-
-_registered = False
-
-
-def _worker(clock: Callable[[], float]) -> Any:
-    """The worker as functions/worker/app.py builds it (same router, same settings), on the stepped clock."""
-    global _registered  # noqa: PLW0603 - the user's router is module state: register the soak processor once
-    if str(WORKER_DIR) not in sys.path:
-        sys.path.insert(0, str(WORKER_DIR))
-    import processors
-    from inqueue.settings import WorkerSettings
-    from inqueue.worker import Worker
-
-    if not _registered:
-        processors.router.on(SOURCE)(_soak_processor)
-        _registered = True
-    return Worker(processors.router, WorkerSettings.from_env(), clock=clock)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -686,7 +567,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     settings = Settings.from_template()
     print(
-        f"soak: {args.events} events, seed {args.seed}, backend moto in-process, stepped clock; "
+        f"soak: {args.events} events, seed {args.seed}, local runner pipeline on moto in-process, stepped clock; "
         f"MaxReceiveCount {settings.max_receive_count}, visibility {settings.visibility_timeout} s, "
         f"worker timeout {settings.worker_timeout} s, batch {settings.batch_size}",
         flush=True,

@@ -27,6 +27,7 @@ def test_the_faults_really_happened(account: Account) -> None:
     assert account.posts > account.events
     assert account.processor_calls > account.accepted
     assert account.poison > 0
+    assert account.timeouts > 0
 
 
 def test_every_accepted_event_succeeded_or_is_dead(account: Account) -> None:
