@@ -147,6 +147,11 @@ def parser() -> argparse.ArgumentParser:
     replay = commands.add_parser("replay", parents=[common], help="queue a succeeded or dead event again")
     replay.add_argument("event_id")
     replay.add_argument(
+        "--envelope",
+        metavar="FILE",
+        help="the event's envelope (JSON), for a succeeded event whose envelope is no longer kept",
+    )
+    replay.add_argument(
         "--bypass-idempotency",
         action="store_true",
         help="process it again even though it succeeded (the processor's side effects run twice)",
@@ -214,7 +219,12 @@ def _run(args: argparse.Namespace, dead: DeadLetters, store: StatusRecords | Non
         _print(out, dict(record), args.json)
         return 0
     if args.command == "replay":
-        _print(out, dead.replay(args.event_id, bypass_idempotency=args.bypass_idempotency), args.json)
+        envelope = _read_envelope(args.envelope) if args.envelope else None
+        _print(
+            out,
+            dead.replay(args.event_id, bypass_idempotency=args.bypass_idempotency, envelope=envelope),
+            args.json,
+        )
         return 0
     return _run_dlq(args, dead, store, out)
 
@@ -249,6 +259,17 @@ def _run_dlq(args: argparse.Namespace, dead: DeadLetters, store: StatusRecords |
         out.write("purged\n")
         return 0
     raise AssertionError(args)
+
+
+def _read_envelope(path: str) -> str:
+    """An envelope file: the envelope itself, or ``inqueue dlq show --json`` output that holds one."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise DlqError(f"--envelope {path}: {exc}") from None
+    if isinstance(data, dict) and isinstance(data.get("envelope"), dict):
+        data = data["envelope"]
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
 def _print(out: TextIO, data: Mapping[str, Any], as_json: bool) -> None:

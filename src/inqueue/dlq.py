@@ -223,22 +223,36 @@ class DeadLetters:
 
     # -- replay ----------------------------------------------------------------------------
 
-    def replay(self, event_id: str, *, bypass_idempotency: bool = False) -> dict[str, Any]:
-        """Queue a new delivery of an event by id: from the DLQ if it is dead, else from its status record."""
+    def replay(self, event_id: str, *, bypass_idempotency: bool = False, envelope: str | None = None) -> dict[str, Any]:
+        """Queue a new delivery of an event by id: from the DLQ if it is dead, else from the given
+        envelope or the one its status record keeps."""
         extra = {REPLAY_ATTRIBUTE: {"DataType": "String", "StringValue": "true"}}
         rewrite = _with_bypass_flag if bypass_idempotency else None
-        moved = self._move(lambda letter: letter.event_id == event_id, extra_attributes=extra, rewrite=rewrite)
-        if moved:
-            return {"from": "dlq", "id": event_id, "bypass_idempotency": bypass_idempotency}
-        record = self._status(event_id)
-        if record is None:
-            raise NotFoundError(f"event {event_id!r} is neither in the DLQ nor in the status table")
-        envelope = record.get("envelope")
-        if not isinstance(envelope, str) or not envelope:
-            raise NotFoundError(
-                f"event {event_id!r} is {record.get('status', 'unknown')} but its envelope is not kept "
-                "(the status record keeps envelopes up to its size limit; see README, 'Dead letters')"
-            )
+        if envelope is None:
+            moved = self._move(lambda letter: letter.event_id == event_id, extra_attributes=extra, rewrite=rewrite)
+            if moved:
+                return {"from": "dlq", "id": event_id, "bypass_idempotency": bypass_idempotency}
+            record = self._status(event_id)
+            if record is None:
+                raise NotFoundError(f"event {event_id!r} is neither in the DLQ nor in the status table")
+            envelope = record.get("envelope")
+            if not isinstance(envelope, str) or not envelope:
+                raise NotFoundError(
+                    f"event {event_id!r} is {record.get('status', 'unknown')} but its envelope is not kept; "
+                    "pass it with --envelope FILE (see README, 'Dead letters')"
+                )
+            source = "status"
+        else:
+            from inqueue.envelope import Envelope
+            from inqueue.errors import EnvelopeError
+
+            try:
+                given = Envelope.from_json(envelope)
+            except EnvelopeError as exc:
+                raise DlqError(f"--envelope: {exc}") from None
+            if given.id != event_id:
+                raise DlqError(f"--envelope is event {given.id!r}, not {event_id!r}")
+            source = "file"
         body = _with_bypass_flag(envelope) if bypass_idempotency else envelope
         self._mark_queued(event_id)
         self.sqs.send_message(
@@ -246,7 +260,7 @@ class DeadLetters:
             MessageBody=body,
             MessageAttributes={**_envelope_attributes(envelope), **extra},
         )
-        return {"from": "status", "id": event_id, "bypass_idempotency": bypass_idempotency}
+        return {"from": source, "id": event_id, "bypass_idempotency": bypass_idempotency}
 
     # -- internals -------------------------------------------------------------------------
 

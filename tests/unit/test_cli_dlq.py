@@ -285,6 +285,31 @@ def test_replay_of_a_succeeded_event_uses_the_envelope_its_status_record_keeps(
     assert status.records["evt-7"]["status"] == "queued"
 
 
+def test_replay_from_an_envelope_file_queues_that_event(sqs: Any, queues: dict[str, str], tmp_path: Path) -> None:
+    # GIVEN the envelope of a succeeded event, saved earlier (e.g. from `inqueue dlq show --json`)
+    saved = tmp_path / "evt-9.json"
+    saved.write_text(json.dumps({"envelope": json.loads(envelope(9).to_json())}))
+
+    # WHEN it is replayed from that file, bypassing idempotency
+    code, output = run("replay", "evt-9", "--envelope", str(saved), "--bypass-idempotency", queues=queues)
+
+    # THEN the same event id is queued, flagged for the worker to process it again
+    (message,) = visible(sqs, queues["queue"])
+    assert code == 0
+    assert "from: file" in output
+    assert json.loads(message["Body"])["meta"] == {"replay_bypass_idempotency": True}
+
+
+def test_replay_refuses_an_envelope_of_another_event(queues: dict[str, str], tmp_path: Path, capsys: Any) -> None:
+    saved = tmp_path / "other.json"
+    saved.write_text(envelope(1).to_json())
+
+    code, _ = run("replay", "evt-2", "--envelope", str(saved), queues=queues)
+
+    assert code == 1
+    assert "not 'evt-2'" in capsys.readouterr().err
+
+
 def test_replay_without_a_kept_envelope_says_why(queues: dict[str, str], capsys: Any) -> None:
     status = FakeStatus()
     status.records["evt-8"] = {"status": "succeeded"}
