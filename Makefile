@@ -78,14 +78,15 @@ build-check: build venv ## sam build, then check the layer really holds arm64 wh
 	INQUEUE_REQUIRE_BUILD=1 $(PY) -m pytest -q -p no:cacheprovider tests/build
 
 # ---------------------------------------------------------------- local runner
-BACKEND ?= moto
+BACKEND ?=
+ENDPOINT ?=
 PORT ?= 3000
 EVENT ?= events/apigw-demo-json.json
 PARAMS ?=
 
 .PHONY: run send
 run: venv ## The whole pipeline on this machine (BACKEND=moto|localstack, PORT=3000, PARAMS="Name=Value ...")
-	PORT=$(PORT) $(PY) -m inqueue_local run --backend $(BACKEND) $(if $(PARAMS),--parameter-overrides $(PARAMS))
+	PORT=$(PORT) $(PY) -m inqueue_local run $(if $(BACKEND),--backend $(BACKEND)) $(if $(ENDPOINT),--endpoint $(ENDPOINT)) $(if $(PARAMS),--parameter-overrides $(PARAMS))
 
 send: venv ## Post an example event to `make run` (EVENT=events/apigw-demo-json.json)
 	@PORT=$(PORT) $(PY) -m inqueue_local send $(EVENT)

@@ -17,3 +17,9 @@ router = Router()
 def log_demo_event(event: Envelope) -> dict:
     logger.info("processed demo event", extra={"type": event.type, "event_id": event.id})
     return {"ok": True}
+
+
+@router.on("demo", "demo.always_fails")
+def always_fail(event: Envelope) -> None:
+    """Shows the retry path locally (`make send EVENT=events/apigw-demo-fail.json`): retried, then dead-lettered."""
+    raise RuntimeError(f"demo processor for {event.type} always fails, to show retries and the dead-letter queue")

@@ -40,7 +40,12 @@ def _send(args: argparse.Namespace) -> int:
 
     template = Template.load(args.template)
     port = int(args.port or os.environ.get("PORT") or 3000)
-    status, body = send(Path(args.event), args.url or f"http://127.0.0.1:{port}", template.parameters.get("SourcesConfig", "{}"), ROOT / "config")
+    status, body = send(
+        Path(args.event),
+        args.url or f"http://127.0.0.1:{port}",
+        template.parameters.get("SourcesConfig", "{}"),
+        ROOT / "config",
+    )
     print(status, body.decode("utf-8", "replace"))
     return 0 if status < 500 else 1
 
@@ -50,8 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run the pipeline in the foreground")
     run.add_argument("--template", default="infra/template.yaml")
-    run.add_argument("--backend", choices=["moto", "localstack"], default=None, help="data plane (default: embedded moto)")
-    run.add_argument("--endpoint", help="use this SQS/SSM/DynamoDB/S3 endpoint instead (default: AWS_ENDPOINT_URL when set)")
+    run.add_argument(
+        "--backend", choices=["moto", "localstack"], default=None, help="data plane (default: embedded moto)"
+    )
+    run.add_argument(
+        "--endpoint", help="use this SQS/SSM/DynamoDB/S3 endpoint instead (default: AWS_ENDPOINT_URL when set)"
+    )
     run.add_argument("--port", help="HTTP port on 127.0.0.1 (default: PORT or 3000)")
     run.add_argument("--parameter-overrides", nargs="*", default=[], metavar="Name=Value")
     send = commands.add_parser("send", help="post an example API Gateway event to the running runner")

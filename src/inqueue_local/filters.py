@@ -36,7 +36,7 @@ def matches(pattern: dict[str, Any], data: Any) -> bool:
             if not any(_matches_rule(item, value) for item in rule):
                 return False
         else:
-            raise ValueError(f"filter pattern values must be lists or objects, not {rule!r}")
+            raise TypeError(f"filter pattern values must be lists or objects, not {rule!r}")
     return True
 
 

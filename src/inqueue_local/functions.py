@@ -87,7 +87,7 @@ class LayeredEnviron(MutableMapping[str, str]):
 
 def install_layered_environ() -> None:
     if not isinstance(os.environ, LayeredEnviron):
-        os.environ = LayeredEnviron(os.environ)  # type: ignore[assignment]
+        os.environ = LayeredEnviron(os.environ)  # type: ignore[assignment]  # noqa: B003 - replaced, not cleared
 
 
 NAME_WIDTH = 16
@@ -278,7 +278,7 @@ class LambdaContext:
 # ---------------------------------------------------------------- containers and invocations
 
 
-class FunctionTimeout(Exception):  # noqa: N818 - the name Lambda gives it: "Task timed out"
+class FunctionTimeout(Exception):
     pass
 
 
@@ -299,7 +299,11 @@ class Invocation:
     def describe_error(self) -> str:
         if self.timed_out:
             return "Task timed out"
-        return f"{type(self.error).__name__}: {self.error}" if self.error else ""
+        if self.error is None:
+            return ""
+        # One line: Powertools' BatchProcessingError carries every record's traceback after its first line.
+        first = str(self.error).strip().splitlines()[0] if str(self.error).strip() else ""
+        return f"{type(self.error).__name__}: {first}".rstrip(": ")
 
 
 @dataclass
@@ -441,5 +445,7 @@ def function_environment(
 
 def _top_level_names(code_uri: Path) -> frozenset[str]:
     """The importable names a function's own code provides (its ``.py`` files and packages)."""
-    names = {p.stem for p in code_uri.glob("*.py")} | {p.name for p in code_uri.iterdir() if (p / "__init__.py").exists()}
+    names = {p.stem for p in code_uri.glob("*.py")} | {
+        p.name for p in code_uri.iterdir() if (p / "__init__.py").exists()
+    }
     return frozenset(names)

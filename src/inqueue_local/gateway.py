@@ -80,7 +80,7 @@ def request_id() -> str:
     return base64.b64encode(secrets.token_bytes(11)).decode()[:15] + "="
 
 
-def build_event(  # noqa: PLR0913
+def build_event(  # noqa: PLR0917 - the request's parts, as the transport hands them over
     route: HttpRoute,
     path_parameters: Mapping[str, str],
     method: str,
@@ -200,7 +200,9 @@ class Gateway:
     ):
         compiled = [_compile(route, function) for route, function in routes]
         # API Gateway picks the most specific route: literal paths before parameters before greedy, then $default.
-        self.routes = sorted(compiled, key=lambda r: (r.pattern is None, r.greedy, -r.literal_length, r.route.method == "ANY"))
+        self.routes = sorted(
+            compiled, key=lambda r: (r.pattern is None, r.greedy, -r.literal_length, r.route.method == "ANY")
+        )
         self.clock = clock
         self.account_id = account_id
         self.log = log
@@ -214,7 +216,9 @@ class Gateway:
                 return compiled, {}
             found = compiled.pattern.fullmatch(path)
             if found:
-                return compiled, {name: unquote(value) for name, value in zip(compiled.params, found.groups(), strict=True)}
+                return compiled, {
+                    name: unquote(value) for name, value in zip(compiled.params, found.groups(), strict=True)
+                }
         return None
 
     def handle(
@@ -247,7 +251,8 @@ class Gateway:
         detail = f"; {invocation.describe_error()}" if invocation.failed else ""
         self.log(
             compiled.function.name,
-            f"{method} {path} -> {response.status} in {took:.1f} ms (request {rid}{', cold start' if invocation.cold else ''}){detail}",
+            f"{method} {path} -> {response.status} in {took:.1f} ms "
+            f"(request {rid}{', cold start' if invocation.cold else ''}){detail}",
         )
         return response
 

@@ -11,6 +11,7 @@ import json
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ from inqueue_local.gateway import Gateway
 from inqueue_local.poller import DEFAULT_POLLERS, DeadLetterWatch, Poller, QueueInfo
 from inqueue_local.provision import Refs, load_local_secrets, provision, seed_secrets
 from inqueue_local.template import SqsSource, Template, TemplateError
+
 
 class Log:
     """One readable line per event, prefixed with who it is about (a function name, ``sqs``, ``runner``)."""
@@ -70,6 +72,8 @@ class Pipeline:
     secrets: dict[str, Any] = field(default_factory=dict)
 
     def start(self, *, prefix_output: bool = True) -> Pipeline:
+        # Metrics are disabled locally (no CloudWatch); Powertools still warns once per container.
+        warnings.filterwarnings("ignore", message="No application metrics to publish")
         install_layered_environ()
         install_namespaced_imports()
         if prefix_output:
@@ -81,9 +85,7 @@ class Pipeline:
             self.secrets = load_local_secrets(self.config_dir)
             for ref in seed_secrets(self.backend, self.secrets):
                 self.log("runner", f"seeded secret {ref}")
-        self.queues = {
-            name: _queue_info(name, refs) for name, refs in self.refs.items() if "QueueUrl" in refs
-        }
+        self.queues = {name: _queue_info(name, refs) for name, refs in self.refs.items() if "QueueUrl" in refs}
         specs = self.template.functions()
         sources = self.template.sqs_sources()
         for source in sources:
@@ -134,7 +136,8 @@ class Pipeline:
         advised = 6 * timeout + source.batching_window
         if queue.visibility_timeout < advised:
             warning = (
-                f"{where}: queue {source.queue} visibility timeout {queue.visibility_timeout} s is under AWS's advice of "
+                f"{where}: queue {source.queue} visibility timeout {queue.visibility_timeout} s "
+                "is under AWS's advice of "
                 f"6 x timeout + batching window = {advised:g} s; a slow batch may be delivered twice"
             )
             self.warnings.append(warning)
@@ -146,7 +149,10 @@ class Pipeline:
         for function in self.functions.values():
             started = time.perf_counter()
             function.warm_up()
-            self.log(function.name, f"cold start: imported {function.spec.handler} in {(time.perf_counter() - started) * 1000:.0f} ms")
+            self.log(
+                function.name,
+                f"cold start: imported {function.spec.handler} in {(time.perf_counter() - started) * 1000:.0f} ms",
+            )
 
 
 def _queue_info(logical_id: str, refs: dict[str, Any]) -> QueueInfo:

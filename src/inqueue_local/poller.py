@@ -66,7 +66,9 @@ class BatchResult:
     deleted: list[str] = field(default_factory=list)
 
 
-def decide(message_ids: Sequence[str], invocation: Invocation, report_batch_item_failures: bool) -> Outcome:
+def decide(  # noqa: PLR0911 - one return per row of the outcome table
+    message_ids: Sequence[str], invocation: Invocation, report_batch_item_failures: bool
+) -> Outcome:
     """Section 3 of LOCAL-EMULATION.md: what AWS deletes after an invocation."""
     every = list(message_ids)
     if invocation.failed:
@@ -74,7 +76,7 @@ def decide(message_ids: Sequence[str], invocation: Invocation, report_batch_item
     if not report_batch_item_failures:
         return Outcome(every, [], "ok")
     result = invocation.result
-    if result is None or result == "" or result == {}:
+    if result is None or result in ("", {}):
         return Outcome(every, [], "ok")
     if not isinstance(result, dict):
         return Outcome([], every, f"invalid response: a {type(result).__name__}, not an object")
@@ -99,9 +101,16 @@ def to_record(message: dict[str, Any], queue: QueueInfo, region: str) -> dict[st
     attributes = {
         name: str(system[name])
         for name in (
-            "ApproximateReceiveCount", "AWSTraceHeader", "SentTimestamp", "SequenceNumber", "MessageGroupId",
-            "SenderId", "MessageDeduplicationId", "ApproximateFirstReceiveTimestamp", "DeadLetterQueueSourceArn",
-        )  # fmt: skip
+            "ApproximateReceiveCount",
+            "AWSTraceHeader",
+            "SentTimestamp",
+            "SequenceNumber",
+            "MessageGroupId",
+            "SenderId",
+            "MessageDeduplicationId",
+            "ApproximateFirstReceiveTimestamp",
+            "DeadLetterQueueSourceArn",
+        )
         if name in system
     }
     record: dict[str, Any] = {
@@ -234,10 +243,15 @@ class Poller:
             )
             deleted.extend(chunk[int(ok["Id"])]["messageId"] for ok in response.get("Successful", []))
             for failed in response.get("Failed", []):
-                self.log(self.function.name, f"delete failed for {chunk[int(failed['Id'])]['messageId']}: {failed.get('Message')}")
+                self.log(
+                    self.function.name,
+                    f"delete failed for {chunk[int(failed['Id'])]['messageId']}: {failed.get('Message')}",
+                )
         return deleted
 
-    def _report(self, records: list[dict[str, Any]], invocation: Invocation, outcome: Outcome, deleted: list[str]) -> None:
+    def _report(
+        self, records: list[dict[str, Any]], invocation: Invocation, outcome: Outcome, deleted: list[str]
+    ) -> None:
         name = self.function.name
         cold = ", cold start" if invocation.cold else ""
         self.log(
@@ -251,7 +265,11 @@ class Poller:
             limit = self.queue.max_receive_count
             later = f"in {self.queue.visibility_timeout} s (visibility timeout)"
             if limit is None:
-                self.log(name, f"retry: message {message_id} failed receive {count}; visible again {later}, retried until retention ends")
+                self.log(
+                    name,
+                    f"retry: message {message_id} failed receive {count}; visible again {later}, "
+                    "retried until retention ends",
+                )
             elif count >= limit:
                 self.log(
                     name,
@@ -276,7 +294,9 @@ class DeadLetterWatch:
         attributes = self.sqs.get_queue_attributes(
             QueueUrl=self.url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
         )["Attributes"]
-        return int(attributes.get("ApproximateNumberOfMessages", 0)) + int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0))
+        return int(attributes.get("ApproximateNumberOfMessages", 0)) + int(
+            attributes.get("ApproximateNumberOfMessagesNotVisible", 0)
+        )
 
     def check(self) -> int:
         depth = self._depth()
@@ -296,7 +316,9 @@ class Mapping:
 
     def start(self) -> None:
         for index, poller in enumerate(self.pollers):
-            thread = threading.Thread(target=self._loop, args=(poller,), name=f"poller-{poller.function.name}-{index}", daemon=True)
+            thread = threading.Thread(
+                target=self._loop, args=(poller,), name=f"poller-{poller.function.name}-{index}", daemon=True
+            )
             thread.start()
             self.threads.append(thread)
 

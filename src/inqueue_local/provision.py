@@ -7,6 +7,7 @@ ignored locally. Secrets are seeded from ``config/secrets.local.json``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from collections.abc import Callable, Mapping
@@ -31,7 +32,13 @@ _QUEUE_ATTRIBUTES = (
     "FifoThroughputLimit",
 )
 # Accepted and ignored: the local data plane does not encrypt.
-_IGNORED_QUEUE_PROPERTIES = {"KmsMasterKeyId", "KmsDataKeyReusePeriodSeconds", "SqsManagedSseEnabled", "Tags", "QueueName"}
+_IGNORED_QUEUE_PROPERTIES = {
+    "KmsMasterKeyId",
+    "KmsDataKeyReusePeriodSeconds",
+    "SqsManagedSseEnabled",
+    "Tags",
+    "QueueName",
+}
 
 
 def provision(template: Template, backend: Backend, log: Callable[[str], None] = lambda _line: None) -> Refs:
@@ -100,7 +107,9 @@ def _check_dead_letter_queue(spec: ResourceSpec, props: Mapping[str, Any], fifo:
     policy = json.loads(policy) if isinstance(policy, str) else policy
     target = str(policy.get("deadLetterTargetArn", ""))
     if fifo != target.endswith(".fifo"):
-        raise TemplateError(f"queue {spec.logical_id}: a FIFO queue needs a FIFO dead-letter queue, and only a FIFO one")
+        raise TemplateError(
+            f"queue {spec.logical_id}: a FIFO queue needs a FIFO dead-letter queue, and only a FIFO one"
+        )
 
 
 def _table(template: Template, backend: Backend, spec: ResourceSpec, props: Mapping[str, Any]) -> dict[str, Any]:
@@ -149,15 +158,14 @@ def _bucket(template: Template, backend: Backend, spec: ResourceSpec, props: Map
     args: dict[str, Any] = {"Bucket": name}
     if backend.region != "us-east-1":
         args["CreateBucketConfiguration"] = {"LocationConstraint": backend.region}
-    try:
+    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
         s3.create_bucket(**args)
-    except (s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
-        pass
     if "LifecycleConfiguration" in props:
-        try:
-            s3.put_bucket_lifecycle_configuration(Bucket=name, LifecycleConfiguration=_lifecycle(props["LifecycleConfiguration"]))
-        except Exception:  # noqa: BLE001, S110 - lifecycle is advisory locally; emulators differ in what they accept
-            pass
+        # Advisory locally; emulators differ in what they accept.
+        with contextlib.suppress(Exception):
+            s3.put_bucket_lifecycle_configuration(
+                Bucket=name, LifecycleConfiguration=_lifecycle(props["LifecycleConfiguration"])
+            )
     return {
         "Ref": name,
         "Arn": f"arn:aws:s3:::{name}",
@@ -169,7 +177,11 @@ def _bucket(template: Template, backend: Backend, spec: ResourceSpec, props: Map
 def _lifecycle(config: Mapping[str, Any]) -> dict[str, Any]:
     rules = []
     for rule in config.get("Rules", []):
-        made: dict[str, Any] = {"ID": rule.get("Id", "rule"), "Status": rule.get("Status", "Enabled"), "Filter": {"Prefix": rule.get("Prefix", "")}}
+        made: dict[str, Any] = {
+            "ID": rule.get("Id", "rule"),
+            "Status": rule.get("Status", "Enabled"),
+            "Filter": {"Prefix": rule.get("Prefix", "")},
+        }
         if "ExpirationInDays" in rule:
             made["Expiration"] = {"Days": int(rule["ExpirationInDays"])}
         rules.append(made)
@@ -178,7 +190,9 @@ def _lifecycle(config: Mapping[str, Any]) -> dict[str, Any]:
 
 def _parameter(template: Template, backend: Backend, spec: ResourceSpec, props: Mapping[str, Any]) -> dict[str, Any]:
     name = props.get("Name") or f"/{template.stack_name}/{spec.logical_id}"
-    backend.client("ssm").put_parameter(Name=name, Value=str(props["Value"]), Type=props.get("Type", "String"), Overwrite=True)
+    backend.client("ssm").put_parameter(
+        Name=name, Value=str(props["Value"]), Type=props.get("Type", "String"), Overwrite=True
+    )
     return {"Ref": name, "Type": props.get("Type", "String"), "Value": str(props["Value"])}
 
 
@@ -208,7 +222,7 @@ def load_local_secrets(config_dir: Path) -> dict[str, str | list[str]]:
         return {}
     loaded = json.loads(local.read_text(encoding="utf-8"))
     if not isinstance(loaded, dict):
-        raise ValueError(f"{local} must be a JSON object of secret reference to value")
+        raise TypeError(f"{local} must be a JSON object of secret reference to value")
     return loaded
 
 

@@ -104,7 +104,11 @@ class Runner:
             waiting = _count(sqs, info.url, "ApproximateNumberOfMessages")
             hidden = _count(sqs, info.url, "ApproximateNumberOfMessagesNotVisible")
             if waiting or hidden:
-                self.log("runner", f"{info.logical_id}: {waiting} waiting, {hidden} awaiting retry (kept only by a persistent backend)")
+                self.log(
+                    "runner",
+                    f"{info.logical_id}: {waiting} waiting, {hidden} awaiting retry "
+                    "(kept only by a persistent backend)",
+                )
 
     def run_forever(self) -> None:
         self.start()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -137,7 +138,9 @@ class Template:
     ) -> Template:
         path = Path(path)
         document = load_yaml(path.read_text(encoding="utf-8"))
-        config_overrides, config_stack = _samconfig(Path(samconfig) if samconfig else path.parent.parent / "samconfig.toml")
+        config_overrides, config_stack = _samconfig(
+            Path(samconfig) if samconfig else path.parent.parent / "samconfig.toml"
+        )
         declared = document.get("Parameters") or {}
         # samconfig.toml may carry overrides for a parameter this template dropped; the command line may not.
         merged = {**{k: v for k, v in config_overrides.items() if k in declared}, **(overrides or {})}
@@ -223,7 +226,15 @@ class Template:
                 api_id = api["Ref"] if isinstance(api, dict) and "Ref" in api else "ServerlessHttpApi"
                 method = str(props.get("Method", "ANY")).upper()
                 path = str(props.get("Path", "$default"))
-                routes.append(HttpRoute(name, "ANY" if method in ("ANY", "X-AMAZON-APIGATEWAY-ANY-METHOD") else method, path, api_id, event_name))
+                routes.append(
+                    HttpRoute(
+                        name,
+                        "ANY" if method in ("ANY", "X-AMAZON-APIGATEWAY-ANY-METHOD") else method,
+                        path,
+                        api_id,
+                        event_name,
+                    )
+                )
         return routes
 
     def sqs_sources(self) -> list[SqsSource]:
@@ -244,7 +255,9 @@ class Template:
         elif isinstance(queue, dict) and "Ref" in queue:
             queue_id = str(queue["Ref"])
         else:
-            raise TemplateError(f"{function}.{event_name}: Queue must be !GetAtt <Queue>.Arn of a queue in this template")
+            raise TemplateError(
+                f"{function}.{event_name}: Queue must be !GetAtt <Queue>.Arn of a queue in this template"
+            )
         queue_body = self.resources.get(queue_id) or {}
         fifo = bool(self.resolve((queue_body.get("Properties") or {}).get("FifoQueue", False), {}))
         where = f"{function} event {event_name}"
@@ -275,7 +288,10 @@ class Template:
             batching_window=window,
             report_batch_item_failures="ReportBatchItemFailures" in types,
             maximum_concurrency=None if concurrency is None else int(concurrency),
-            filters=tuple(json.loads(f["Pattern"]) if isinstance(f.get("Pattern"), str) else f.get("Pattern") for f in filters.get("Filters", [])),
+            filters=tuple(
+                json.loads(f["Pattern"]) if isinstance(f.get("Pattern"), str) else f.get("Pattern")
+                for f in filters.get("Filters", [])
+            ),
             enabled=_truthy(self.resolve(props.get("Enabled", True), {})),
         )
 
@@ -297,7 +313,7 @@ class Template:
         resolved = self._resolve(value, refs)
         return None if resolved is _NO_VALUE else resolved
 
-    def _resolve(self, value: Any, refs: Mapping[str, Mapping[str, Any]]) -> Any:  # noqa: PLR0911, PLR0912, C901
+    def _resolve(self, value: Any, refs: Mapping[str, Mapping[str, Any]]) -> Any:  # noqa: PLR0911, PLR0912
         if isinstance(value, list):
             return [item for item in (self._resolve(v, refs) for v in value) if item is not _NO_VALUE]
         if not isinstance(value, dict):
@@ -308,7 +324,7 @@ class Template:
         if key == "Ref":
             return self._ref(str(arg), refs)
         if key == "Fn::GetAtt":
-            logical, attr = (arg.split(".", 1) if isinstance(arg, str) else arg)
+            logical, attr = arg.split(".", 1) if isinstance(arg, str) else arg
             return self._attribute(str(logical), str(attr), refs)
         if key == "Fn::Sub":
             return self._sub(arg, refs)
@@ -412,19 +428,17 @@ def parse_overrides(items: list[str] | str | None) -> dict[str, str]:
     """``Key=Value`` pairs, as ``sam deploy --parameter-overrides`` takes them (also space-separated)."""
     if not items:
         return {}
-    if isinstance(items, str):
-        items = items.split()
+    parts = shlex.split(items) if isinstance(items, str) else [p for item in items for p in shlex.split(item)]
     pairs: dict[str, str] = {}
-    for item in items:
-        for part in item.split() if "ParameterKey=" not in item else [item]:
-            if part.startswith("ParameterKey="):
-                key, _, rest = part.removeprefix("ParameterKey=").partition(",ParameterValue=")
-                pairs[key] = rest
-                continue
-            key, sep, value = part.partition("=")
-            if not sep:
-                raise TemplateError(f"parameter override {part!r} must look like Name=Value")
-            pairs[key] = value.strip('"')
+    for part in parts:
+        if part.startswith("ParameterKey="):
+            key, _, rest = part.removeprefix("ParameterKey=").partition(",ParameterValue=")
+            pairs[key] = rest
+            continue
+        key, sep, value = part.partition("=")
+        if not sep:
+            raise TemplateError(f"parameter override {part!r} must look like Name=Value")
+        pairs[key] = value
     return pairs
 
 

@@ -1,0 +1,96 @@
+"""Section 1: the runner reads every setting from the template and refuses what AWS refuses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from inqueue_local.template import Template, TemplateError, load_yaml, parse_overrides
+from tests.local.conftest import ROOT, TEST_TEMPLATE
+
+
+def test_project_template_gives_the_worker_mapping_and_ingress_route() -> None:
+    # GIVEN the project's own template
+    template = Template.load(ROOT / "infra" / "template.yaml")
+
+    # WHEN the runner reads it
+    (source,) = template.sqs_sources()
+    routes = template.http_routes()
+    functions = template.functions()
+
+    # THEN the settings are the template's, with parameter defaults applied
+    assert source.function == "WorkerFunction"
+    assert source.queue == "EventsQueue"
+    assert source.batch_size == int(template.parameters["WorkerBatchSize"])
+    assert source.report_batch_item_failures is True
+    assert source.maximum_concurrency == int(template.parameters["WorkerMaxConcurrency"])
+    assert [r.route_key for r in routes] == ["ANY /hooks/{source}"]
+    assert functions["IngressFunction"].timeout == 5
+    assert functions["WorkerFunction"].environment["POWERTOOLS_METRICS_NAMESPACE"] == "Inqueue"
+
+
+def test_short_tags_become_intrinsics() -> None:
+    loaded = load_yaml("a: !Ref X\nb: !GetAtt Q.Arn\nc: !Sub '${A}-x'\nd: !If [C, 1, 2]\n")
+    assert loaded == {
+        "a": {"Ref": "X"},
+        "b": {"Fn::GetAtt": ["Q", "Arn"]},
+        "c": {"Fn::Sub": "${A}-x"},
+        "d": {"Fn::If": ["C", 1, 2]},
+    }
+
+
+def test_overrides_are_checked_against_the_parameter_constraints() -> None:
+    with pytest.raises(TemplateError, match="MaxValue"):
+        Template.load(ROOT / "infra" / "template.yaml", {"WorkerMaxConcurrency": "5000"})
+    with pytest.raises(TemplateError, match="undeclared"):
+        Template.load(ROOT / "infra" / "template.yaml", {"Nope": "1"})
+    assert parse_overrides(["A=1 B=two", 'C="x y"']) == {"A": "1", "B": "two", "C": "x y"}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"BatchSize": "11", "Window": "0"}, "must be >= 1 when BatchSize > 10"),
+        ({"BatchSize": "10001", "Window": "1"}, "BatchSize must be 1..10000"),
+        ({"Window": "301"}, "0..300"),
+        ({"Concurrency": "1"}, "MaximumConcurrency must be 2..1000"),
+    ],
+)
+def test_mapping_settings_aws_refuses_are_refused(overrides: dict[str, str], message: str) -> None:
+    with pytest.raises(TemplateError, match=message):
+        Template.load(TEST_TEMPLATE, overrides).sqs_sources()
+
+
+def test_fifo_mapping_rejects_a_window_and_large_batches(tmp_path: Path) -> None:
+    text = TEST_TEMPLATE.read_text().replace(
+        "            BatchSize: 10\n            FunctionResponseTypes",
+        "            BatchSize: 11\n            FunctionResponseTypes",
+    )
+    path = tmp_path / "fifo.yaml"
+    path.write_text(text)
+    with pytest.raises(TemplateError, match="FIFO"):
+        Template.load(path).sqs_sources()
+
+
+def test_defaults_apply_when_the_template_says_nothing() -> None:
+    # GIVEN the filtered worker's event, which sets neither BatchSize nor window nor response types
+    source = next(s for s in Template.load(TEST_TEMPLATE).sqs_sources() if s.function == "FilteredWorker")
+    # THEN AWS's defaults
+    assert (source.batch_size, source.batching_window, source.report_batch_item_failures, source.enabled) == (
+        10,
+        0,
+        False,
+        True,
+    )
+    assert source.maximum_concurrency is None
+
+
+def test_visibility_below_function_timeout_is_refused_like_aws(make_pipeline) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(TemplateError, match="AWS refuses this trigger"):
+        make_pipeline(Visibility=10, Timeout=20)
+
+
+def test_visibility_below_six_timeouts_is_a_warning(make_pipeline) -> None:  # type: ignore[no-untyped-def]
+    pipeline = make_pipeline(Visibility=20, Timeout=5)
+    assert any("6 x timeout" in w for w in pipeline.warnings)
