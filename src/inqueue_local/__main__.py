@@ -19,9 +19,14 @@ def _backend(args: argparse.Namespace) -> Backend:
     if endpoint:
         return Endpoint(endpoint, region)
     if args.backend == "localstack":
-        from inqueue_local.localstack import LocalStack
-
-        return LocalStack(region=region, root=ROOT / ".local" / "localstack")
+        try:
+            from inqueue_local.localstack import LocalStack  # type: ignore[import-not-found]
+        except ImportError:
+            raise SystemExit(
+                "BACKEND=localstack is not built yet: start LocalStack yourself (host mode, 127.0.0.1:4566) "
+                "and run `make run ENDPOINT=http://127.0.0.1:4566`"
+            ) from None
+        return LocalStack(region=region, root=ROOT / ".local" / "localstack")  # type: ignore[no-any-return]
     return MotoServer(region)
 
 
