@@ -10,7 +10,6 @@ queue's and the dead-letter queue's retention, so a redriven message still finds
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from typing import Any
 
@@ -42,6 +41,8 @@ class ClaimCheck:
         """Put the body in the bucket and return the envelope that refers to it instead."""
         if not self.bucket:
             raise RuntimeError("no payload bucket is configured")
+        import hashlib  # here, not at module level: the ingress imports this module at cold start
+
         data = json.dumps(envelope.body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         key = f"{envelope.source}/{envelope.id}.json"
         self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType="application/json")
@@ -62,6 +63,8 @@ class ClaimCheck:
         reference = envelope.body_ref
         if reference is None:
             return envelope
+        import hashlib
+
         try:
             answer = self.client.get_object(Bucket=reference["bucket"], Key=reference["key"])
         except Exception as exc:

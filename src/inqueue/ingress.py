@@ -17,7 +17,7 @@ from inqueue.httpapi import Request, error_response, json_response, parse_event
 from inqueue.observability import logger, metrics
 from inqueue.secrets import SecretStore
 from inqueue.settings import SQS_MAX_MESSAGE_BYTES, GuaranteeSettings, IngressSettings
-from inqueue.sources import ConfigError, KindDeps, Sources, parse_config
+from inqueue.sources import KEEP_BODY, ConfigError, KindDeps, Sources, parse_config
 
 if TYPE_CHECKING:
     from inqueue.claimcheck import ClaimCheck
@@ -126,7 +126,7 @@ class Ingress:
             received_at=isoformat_ms(self.clock()),
             content_type=media,
             headers=kept,
-            body=body,
+            body=body if described.body is KEEP_BODY else described.body,
             correlation_id=correlation_id,
             meta=described.meta,
         )

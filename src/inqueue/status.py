@@ -34,7 +34,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from decimal import Decimal
 from typing import Any
 
 from inqueue.envelope import Envelope, isoformat_ms
@@ -205,7 +204,7 @@ class StatusStore:
         item = answer.get("Item")
         if not item:
             return None
-        from boto3.dynamodb.types import TypeDeserializer
+        from boto3.dynamodb.types import TypeDeserializer  # reads only: the ingress never pays for it
 
         deserializer = TypeDeserializer()
         record = {name: _plain(deserializer.deserialize(value)) for name, value in item.items()}
@@ -303,6 +302,8 @@ def _attribute(value: Any) -> dict[str, Any]:
 
 
 def _plain(value: Any) -> Any:
+    from decimal import Decimal
+
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     return value

@@ -33,6 +33,9 @@ PSEUDO = {
 
 Template = dict[str, Any]
 
+# What `!Ref AWS::NoValue` resolves to: the property is absent. Dropped from resolved objects and lists.
+NO_VALUE: Any = type("NoValue", (), {"__repr__": lambda self: "NO_VALUE"})()
+
 
 def load_sam(path: Path = TEMPLATE) -> Template:
     """The template as written (the SAM dialect), short-form tags turned into ``Fn::`` keys."""
@@ -86,21 +89,47 @@ class Resolver:
 
     def __call__(self, value: Any) -> Any:
         if isinstance(value, list):
-            return [self(item) for item in value]
+            return [item for item in (self(item) for item in value) if item is not NO_VALUE]
         if not isinstance(value, dict):
             return value
-        if len(value) == 1:
+        if len(value) == 1 and next(iter(value)) in ("Ref", "Fn::GetAtt", "Fn::Sub", "Fn::If"):
             ((key, arg),) = value.items()
-            if key == "Ref":
-                return self.ref(arg)
-            if key == "Fn::GetAtt":
-                name, attr = arg if isinstance(arg, list) else arg.split(".", 1)
-                return self.get_att(name, attr)
-            if key == "Fn::Sub":
-                return self.sub(arg)
-        return {key: self(item) for key, item in value.items()}
+            return self._intrinsic(key, arg)
+        resolved = {key: self(item) for key, item in value.items()}
+        return {key: item for key, item in resolved.items() if item is not NO_VALUE}
+
+    def _intrinsic(self, key: str, arg: Any) -> Any:
+        if key == "Ref":
+            return self.ref(arg)
+        if key == "Fn::GetAtt":
+            name, attr = arg if isinstance(arg, list) else arg.split(".", 1)
+            return self.get_att(name, attr)
+        if key == "Fn::Sub":
+            return self.sub(arg)
+        condition, when_true, when_false = arg  # Fn::If
+        return self(when_true if self.condition(condition) else when_false)
+
+    def condition(self, name: str) -> bool:
+        return bool(self._evaluate(self.cfn["Conditions"][name]))
+
+    def _evaluate(self, expression: Any) -> Any:
+        if isinstance(expression, dict) and len(expression) == 1:
+            ((key, arg),) = expression.items()
+            if key == "Fn::Equals":
+                return str(self._evaluate(arg[0])) == str(self._evaluate(arg[1]))
+            if key == "Fn::Not":
+                return not self._evaluate(arg[0])
+            if key == "Fn::And":
+                return all(self._evaluate(item) for item in arg)
+            if key == "Fn::Or":
+                return any(self._evaluate(item) for item in arg)
+            if key == "Condition":
+                return self.condition(arg)
+        return self(expression)
 
     def ref(self, name: str) -> Any:
+        if name == "AWS::NoValue":
+            return NO_VALUE
         if name in PSEUDO:
             return PSEUDO[name]
         if name in self.params:
@@ -118,9 +147,9 @@ class Resolver:
         return ("GetAtt", name, attr)
 
     def queue_name(self, name: str) -> str:
-        given = props(self.cfn, name).get("QueueName")
+        given = self(props(self.cfn, name).get("QueueName"))
         # CloudFormation's generated names look like this; what matters is that they differ.
-        return str(self(given)) if given is not None else f"{STACK}-{name}-GENERATED"
+        return str(given) if given not in (None, NO_VALUE) else f"{STACK}-{name}-GENERATED"
 
     def sub(self, arg: Any) -> str:
         text, local = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1])

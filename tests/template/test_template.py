@@ -20,7 +20,18 @@ SAM = load_sam()
 
 # Everything the ingress role may do. A tripwire, not a formality: when the ingress needs more
 # (a status table, Secrets Manager), add the action here in the same change, scoped in the template.
-INGRESS_ACTIONS = {"sqs:SendMessage", "kms:GenerateDataKey", "kms:Decrypt", "ssm:GetParameter"}
+INGRESS_ACTIONS = {
+    "sqs:SendMessage",
+    "kms:GenerateDataKey",
+    "kms:Decrypt",
+    "ssm:GetParameter",
+    "dynamodb:PutItem",  # the queued status record
+    "s3:PutObject",  # bodies over InlineLimitBytes (claim checks)
+}
+# The FifoQueue parameter switches both queues; the checks that depend on it run in both modes.
+MODES = ({}, {"FifoQueue": "true"})
+FIFO_SWITCHED_BATCH_SIZE = {"Fn::If": ["IsFifo", {"Ref": "FifoWorkerBatchSize"}, {"Ref": "WorkerBatchSize"}]}
+FIFO_SWITCHED_WINDOW = {"Fn::If": ["IsFifo", {"Ref": "AWS::NoValue"}, {"Ref": "WorkerBatchingWindowSeconds"}]}
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +94,9 @@ def check_reports_batch_item_failures(cfn: Template) -> None:
 def check_mapping_settings_are_parameters(cfn: Template) -> None:
     mapping = worker_mapping(cfn)
     assert mapping["EventSourceArn"] == {"Fn::GetAtt": ["EventsQueue", "Arn"]}
-    assert mapping["BatchSize"] == {"Ref": "WorkerBatchSize"}
-    assert mapping["MaximumBatchingWindowInSeconds"] == {"Ref": "WorkerBatchingWindowSeconds"}
+    # FIFO allows at most 10 per batch and no batching window: both switch with the queue type.
+    assert mapping["BatchSize"] == FIFO_SWITCHED_BATCH_SIZE
+    assert mapping["MaximumBatchingWindowInSeconds"] == FIFO_SWITCHED_WINDOW
     assert mapping["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "WorkerMaxConcurrency"}}
     assert mapping.get("Enabled", True) is True
 
@@ -128,22 +140,29 @@ def check_dlq_outlives_events(cfn: Template) -> None:
 
 
 def check_dlq_accepts_only_events_queue(cfn: Template) -> None:
-    resolve = Resolver(cfn)
-    allow = resolve(props(cfn, "DeadLetterQueue").get("RedriveAllowPolicy"))
-    assert isinstance(allow, dict), "DeadLetterQueue has no RedriveAllowPolicy"
-    assert allow["redrivePermission"] == "byQueue"
-    assert allow["sourceQueueArns"] == [resolve({"Fn::GetAtt": ["EventsQueue", "Arn"]})]
+    for mode in MODES:
+        resolve = Resolver(cfn, mode)
+        allow = resolve(props(cfn, "DeadLetterQueue").get("RedriveAllowPolicy"))
+        assert isinstance(allow, dict), "DeadLetterQueue has no RedriveAllowPolicy"
+        assert allow["redrivePermission"] == "byQueue"
+        assert allow["sourceQueueArns"] == [resolve({"Fn::GetAtt": ["EventsQueue", "Arn"]})], mode
 
 
 def check_queue_shape(cfn: Template) -> None:
-    events = props(cfn, "EventsQueue")
-    assert not events.get("FifoQueue"), "the events queue is a standard queue"
+    events = Resolver(cfn)(props(cfn, "EventsQueue"))
+    assert not events.get("FifoQueue"), "the events queue is a standard queue by default"
+    fifo = Resolver(cfn, {"FifoQueue": "true"})
+    for name in ("EventsQueue", "DeadLetterQueue"):  # a FIFO queue needs a FIFO dead-letter queue
+        queue = fifo(props(cfn, name))
+        assert queue.get("FifoQueue") is True, f"{name} does not follow FifoQueue"
+        assert str(queue.get("QueueName", "")).endswith(".fifo"), f"{name}: a FIFO queue's name ends in .fifo"
     assert number(events["MaximumMessageSize"]) == 1024 * 1024
 
 
 def check_sqs_access_scoped(cfn: Template) -> None:
     resolve = Resolver(cfn)
     queue_arn = resolve({"Fn::GetAtt": ["EventsQueue", "Arn"]})
+    dlq_arn = resolve({"Fn::GetAtt": ["DeadLetterQueue", "Arn"]})
     for role_name, role in resources_of_type(cfn, "AWS::IAM::Role").items():
         managed = json.dumps(role["Properties"].get("ManagedPolicyArns", []))
         assert "AWSLambdaSQSQueueExecutionRole" not in managed, f"{role_name} may read every queue ('*')"
@@ -154,6 +173,9 @@ def check_sqs_access_scoped(cfn: Template) -> None:
             assert statement["Effect"] == "Allow"
             assert "NotResource" not in statement
             for resource in as_list(resolve(statement["Resource"])):
+                # The one exception: the worker sends permanent failures to the DLQ itself.
+                if role_name == "WorkerRole" and actions == ["sqs:SendMessage"] and resource == dlq_arn:
+                    continue
                 assert resource == queue_arn, f"{role_name} grants {actions} on {resource!r}, not the events queue"
 
 
@@ -172,6 +194,10 @@ def check_ingress_may_only_send(cfn: Template) -> None:
             assert condition.get("kms:EncryptionContext:aws:sqs:arn") == resolve({"Fn::GetAtt": ["EventsQueue", "Arn"]})
         if "ssm:GetParameter" in actions:
             assert resource == f"arn:aws:ssm:us-east-1:123456789012:parameter{resolve({'Ref': 'SecretsPathPrefix'})}/*"
+        if "dynamodb:PutItem" in actions:
+            assert resource == ("GetAtt", "StatusTable", "Arn")
+        if "s3:PutObject" in actions:
+            assert resource == "('GetAtt', 'PayloadBucket', 'Arn')/*"
 
 
 def check_worker_role(cfn: Template) -> None:
@@ -179,11 +205,17 @@ def check_worker_role(cfn: Template) -> None:
     role = function_role(cfn, "WorkerFunction")
     granted = {action for st in statements(role) for action in as_list(st["Action"])}
     assert {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"} <= granted
-    assert "sqs:SendMessage" not in granted
+    queue_arn = resolve({"Fn::GetAtt": ["EventsQueue", "Arn"]})
+    dlq_arn = resolve({"Fn::GetAtt": ["DeadLetterQueue", "Arn"]})
     for statement in statements(role):
-        if any(a.startswith("kms:") for a in as_list(statement["Action"])):
+        actions = as_list(statement["Action"])
+        if "sqs:SendMessage" in actions:  # permanent failures, and only to the dead-letter queue
+            assert actions == ["sqs:SendMessage"], actions
+            assert resolve(statement["Resource"]) == dlq_arn
+        if any(a.startswith("kms:") for a in actions):
             condition = resolve(statement["Condition"]["StringEquals"])
-            assert condition.get("kms:EncryptionContext:aws:sqs:arn") == resolve({"Fn::GetAtt": ["EventsQueue", "Arn"]})
+            context = condition.get("kms:EncryptionContext:aws:sqs:arn")
+            assert context == queue_arn or ("kms:GenerateDataKey" in actions and context == dlq_arn), context
 
 
 def check_no_function_dlq(cfn: Template) -> None:
@@ -381,6 +413,15 @@ def fifo_events_queue(sam: Template) -> None:
     resource(sam, "EventsQueue")["FifoQueue"] = True
 
 
+def standard_dlq_for_fifo(sam: Template) -> None:
+    del resource(sam, "DeadLetterQueue")["FifoQueue"]
+
+
+def worker_sends_to_events_queue(sam: Template) -> None:
+    statement = resource(sam, "WorkerRole")["Policies"][1]["PolicyDocument"]["Statement"][0]
+    statement["Resource"] = {"Fn::GetAtt": ["EventsQueue", "Arn"]}
+
+
 def send_anywhere(sam: Template) -> None:
     ingress_statements(sam)[0]["Resource"] = "*"
 
@@ -473,6 +514,8 @@ MUTATIONS: list[tuple[Callable[[Template], None], Callable[[Template], None]]] =
     (allow_another_queue, check_dlq_accepts_only_events_queue),
     (rename_events_queue, check_dlq_accepts_only_events_queue),
     (fifo_events_queue, check_queue_shape),
+    (standard_dlq_for_fifo, check_queue_shape),
+    (worker_sends_to_events_queue, check_worker_role),
     (send_anywhere, check_sqs_access_scoped),
     (ingress_may_receive, check_ingress_may_only_send),
     (kms_without_context, check_ingress_may_only_send),

@@ -18,10 +18,16 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from inqueue.httpapi import Request
-from inqueue.secrets import SecretStore
+from inqueue.secrets import SecretStore, split_reference
 
 KINDS: dict[str, str] = {
+    "bitrix24": "inqueue.sources.bitrix24",
     "generic": "inqueue.sources.generic",
+    "github": "inqueue.sources.github",
+    "shopify": "inqueue.sources.shopify",
+    "slack": "inqueue.sources.slack",
+    "standard-webhooks": "inqueue.sources.standard_webhooks",
+    "stripe": "inqueue.sources.stripe",
 }
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -40,6 +46,15 @@ class SourceConfig:
     ordering_key: tuple[str, ...] = ()
 
 
+class _KeepBody:
+    def __repr__(self) -> str:
+        return "KEEP_BODY"
+
+
+# Described.body's default: queue the parsed body as it is.
+KEEP_BODY: Any = _KeepBody()
+
+
 @dataclass(frozen=True, slots=True)
 class Described:
     """What a verified request is: its event type, the sender's delivery id, extra facts."""
@@ -49,6 +64,9 @@ class Described:
     meta: dict[str, Any] = field(default_factory=dict)
     # An answer the sender expects instead of 202, with nothing queued (Slack's url_verification).
     reply: dict[str, Any] | None = None
+    # The body to queue when it is not the parsed request body: GitHub's form-wrapped JSON,
+    # a Bitrix24 body without its application token.
+    body: Any = KEEP_BODY
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +85,23 @@ class Verifier(Protocol):
 
     def describe(self, request: Request, body: Any) -> Described:
         """Name the event type and delivery id of a verified, parsed request."""
+
+
+def as_object(value: Any) -> dict[str, Any]:
+    """A JSON object (dict) as it is, anything else as an empty one: describe() must not fail on odd bodies."""
+    return value if isinstance(value, dict) else {}
+
+
+def check_options(config: SourceConfig, allowed: set[str]) -> dict[str, Any]:
+    """The options of a kind that needs a secret reference, with unknown options rejected."""
+    options = dict(config.options)
+    unknown = set(options) - allowed - {"secret"}
+    if unknown:
+        raise ValueError(f"unknown options {sorted(unknown)}")
+    if not isinstance(options.get("secret"), str) or not options["secret"]:
+        raise ValueError("a secret reference is required")
+    split_reference(options["secret"])
+    return options
 
 
 def parse_config(text: str) -> dict[str, SourceConfig]:

@@ -15,8 +15,6 @@ The event type comes from the ``type_header`` (default ``x-event-type``) or the 
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +22,17 @@ from inqueue.errors import Unauthorized
 from inqueue.httpapi import Request
 from inqueue.secrets import split_reference
 from inqueue.sources import Described, KindDeps, SourceConfig
-from inqueue.sources.signing import DEFAULT_TOLERANCE, check_timestamp, hmac_digest, matches_any
+from inqueue.sources.signing import (
+    DEFAULT_TOLERANCE,
+    bad_signature,
+    check_timestamp,
+    from_base64,
+    from_hex,
+    hmac_digest,
+    matches_any,
+    parse_timestamp,
+    require_header,
+)
 
 _ALLOWED = {
     "auth",
@@ -70,27 +78,26 @@ class GenericVerifier:
         secrets = [s.encode() for s in self.deps.secrets.get(self.secret)]
         if self.auth == "token":
             token = presented[7:] if presented[:7].lower() == "bearer " else presented
-            if not matches_any(secrets, [token.strip().encode()]):
+            if not matches_any(secrets, [token.strip().encode("utf-8", "surrogatepass")]):
                 raise Unauthorized("the token is not valid for this source", code="bad_token")
             return
         message = request.body
+        timestamp = None
         if self.timestamp_header:
-            timestamp = request.header(self.timestamp_header)
-            if not timestamp:
-                raise Unauthorized(f"the {self.timestamp_header} header is missing", code="missing_timestamp")
-            check_timestamp(timestamp, self.deps.clock(), self.tolerance)
-            message = timestamp.encode() + b"." + request.body
+            timestamp = parse_timestamp(
+                require_header(request.header(self.timestamp_header), self.timestamp_header, "missing_timestamp")
+            )
+            message = f"{timestamp}.".encode() + request.body
         proofs = [self._decode(part) for part in presented.split(",")]
         expected = [hmac_digest(secret, message) for secret in secrets]
         if not matches_any(expected, [p for p in proofs if p]):
-            raise Unauthorized("the signature does not match the body", code="bad_signature")
+            raise bad_signature()
+        if timestamp is not None:
+            check_timestamp(timestamp, self.deps.clock(), self.tolerance)
 
     def _decode(self, proof: str) -> bytes:
         proof = proof.strip().removeprefix("sha256=")
-        try:
-            return bytes.fromhex(proof) if self.encoding == "hex" else base64.b64decode(proof, validate=True)
-        except (ValueError, binascii.Error):
-            return b""
+        return from_hex(proof) if self.encoding == "hex" else from_base64(proof)
 
     def describe(self, request: Request, body: Any) -> Described:
         fields = body if isinstance(body, dict) else {}

@@ -1,7 +1,9 @@
-"""Building blocks the kinds share: HMAC digests, constant-time matching, timestamp windows."""
+"""Building blocks the kinds share: HMAC digests, constant-time matching, timestamp windows, proofs."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 
@@ -23,12 +25,43 @@ def matches_any(expected: list[bytes], presented: list[bytes]) -> bool:
     return found
 
 
-def check_timestamp(timestamp: str, now: float, tolerance: int = DEFAULT_TOLERANCE) -> int:
-    """Parse a unix-seconds timestamp and reject it when it is further than ``tolerance`` from now."""
+def from_hex(text: str) -> bytes:
+    """Decode a hex proof; anything that is not hex decodes to b"", which matches nothing."""
     try:
-        value = int(timestamp)
-    except (TypeError, ValueError):
-        raise Unauthorized("the signed timestamp is not a unix time", code="bad_timestamp") from None
+        return bytes.fromhex(text.strip())
+    except ValueError:
+        return b""
+
+
+def from_base64(text: str) -> bytes:
+    """Decode a base64 proof; anything that is not base64 decodes to b"", which matches nothing."""
+    try:
+        return base64.b64decode(text.strip(), validate=True)
+    except (ValueError, binascii.Error):
+        return b""
+
+
+def parse_timestamp(timestamp: str) -> int:
+    """A unix-seconds timestamp from a header; an ASCII integer and nothing else."""
+    text = timestamp.strip()
+    if not (text.isascii() and text.isdigit() and len(text) <= 12):
+        raise Unauthorized("the signed timestamp is not a unix time", code="bad_timestamp")
+    return int(text)
+
+
+def check_timestamp(timestamp: str | int, now: float, tolerance: int = DEFAULT_TOLERANCE) -> int:
+    """Reject a unix-seconds timestamp further than ``tolerance`` from now, in the past or the future."""
+    value = timestamp if isinstance(timestamp, int) else parse_timestamp(timestamp)
     if abs(now - value) > tolerance:
         raise Unauthorized(f"the signed timestamp is more than {tolerance} s from now", code="stale_timestamp")
     return value
+
+
+def require_header(value: str, name: str, code: str = "missing_signature") -> str:
+    if not value.strip():
+        raise Unauthorized(f"the {name} header is missing", code=code)
+    return value
+
+
+def bad_signature() -> Unauthorized:
+    return Unauthorized("the signature does not match the body", code="bad_signature")
