@@ -160,8 +160,9 @@ def test_each_function_sees_its_own_environment(make_pipeline: MakePipeline) -> 
     ingress_logger = ingress._idle[0].namespace.modules["inqueue.observability"].logger
     worker_logger = worker._idle[0].namespace.modules["inqueue.observability"].logger
     assert (ingress_logger.service, worker_logger.service) == ("inqueue-ingress", "inqueue-worker")
-    assert "INQUEUE_QUEUE_URL" in ingress.environment
-    assert "INQUEUE_QUEUE_URL" not in worker.environment
+    # INQUEUE_SOURCES is the ingress's alone (both functions have INQUEUE_QUEUE_URL since the guarantees).
+    assert "INQUEUE_SOURCES" in ingress.environment
+    assert "INQUEUE_SOURCES" not in worker.environment
 
 
 def _config(root: Path) -> Path:

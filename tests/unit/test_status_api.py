@@ -47,7 +47,7 @@ class Timeline:
 
 
 def status_event(event_id: str = "evt-1", wait: str | None = None) -> dict[str, Any]:
-    event = load_event("apigw-status.json")
+    event = load_event("apigw-demo-status.json")
     event["pathParameters"] = {"id": event_id}
     event["rawPath"] = event["requestContext"]["http"]["path"] = f"/events/{event_id}"
     if wait is None:
@@ -186,7 +186,7 @@ def store(aws: None) -> StatusStore:
 
 def test_the_status_api_answers_from_the_store_the_worker_writes(store: StatusStore, monkeypatch: Any) -> None:
     # GIVEN an event the worker finished, and the status function configured as deployed
-    event_id = load_event("apigw-status.json")["pathParameters"]["id"]
+    event_id = load_event("apigw-demo-status.json")["pathParameters"]["id"]
     store.queued(
         Envelope(
             id=event_id,
@@ -202,7 +202,7 @@ def test_the_status_api_answers_from_the_store_the_worker_writes(store: StatusSt
     monkeypatch.setenv("INQUEUE_STATUS_TABLE", STATUS_TABLE)
 
     # WHEN the fixture request (?wait=20) arrives
-    response = StatusApi.from_environment().handle(load_event("apigw-status.json"), LambdaContext())
+    response = StatusApi.from_environment().handle(load_event("apigw-demo-status.json"), LambdaContext())
 
     # THEN the caller gets the result at once, as from a synchronous endpoint
     body = json.loads(response["body"])
