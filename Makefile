@@ -55,6 +55,10 @@ typecheck: venv ## mypy (strict) on the runtime library
 unit: venv ## pytest
 	$(PY) -m pytest -q
 
+.PHONY: soak
+soak: venv ## Soak: N events (default 1000) through ingress, queue and worker with faults, then the account
+	PYTHONPATH=src $(PY) -m inqueue_local.soak --events $(or $(N),1000)
+
 .PHONY: lint-template
 # The linters see the SAM template as written; tests/template checks what SAM turns it into.
 # checkov: --skip-download keeps it offline (no platform guidelines are fetched).

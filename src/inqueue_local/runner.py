@@ -16,6 +16,7 @@ from typing import Any
 
 from inqueue_local.backends import Backend
 from inqueue_local.clock import SystemClock
+from inqueue_local.endpoints import describe, remove_state, write_state
 from inqueue_local.pipeline import Log, Pipeline
 from inqueue_local.poller import Mapping
 from inqueue_local.server import GatewayServer
@@ -57,6 +58,7 @@ class Runner:
         routes = ", ".join(sorted({r.route_key for r in self.template.http_routes()}))
         ready = f"ready: {self.server.url} ({routes}) -> backend {self.backend.describe()}; Ctrl-C to stop"
         self.log("runner", ready)
+        write_state(describe(self.template, self.pipeline.refs, self.backend, self.server.url))  # for `inqueue --local`
         return self.server.url
 
     def _watch_dead_letters(self) -> None:
@@ -70,6 +72,7 @@ class Runner:
                     continue
 
     def stop(self) -> None:
+        remove_state()
         if self.server is not None:
             self.log("runner", "stopping: no new requests; answering those in flight")
             self.server.stop()

@@ -25,7 +25,7 @@ def test_project_template_gives_the_worker_mapping_and_ingress_route() -> None:
     assert source.batch_size == int(template.parameters["WorkerBatchSize"])
     assert source.report_batch_item_failures is True
     assert source.maximum_concurrency == int(template.parameters["WorkerMaxConcurrency"])
-    assert [r.route_key for r in routes] == ["ANY /hooks/{source}"]
+    assert [r.route_key for r in routes] == ["ANY /hooks/{source}", "GET /events/{id}"]
     assert functions["IngressFunction"].timeout == 5
     assert functions["WorkerFunction"].environment["POWERTOOLS_METRICS_NAMESPACE"] == "Inqueue"
 
