@@ -89,38 +89,58 @@ class Envelope:
 
     @classmethod
     def from_json(cls, text: str) -> Envelope:
+        """Read an envelope from a message body; ``EnvelopeError`` says why one is not.
+
+        The worker calls this for every record, so it reads each field once and checks as it
+        goes; the dicts json.loads made are this envelope's own, so they are not copied again.
+        """
         try:
             data = json.loads(text)
         except (TypeError, ValueError) as exc:
             raise EnvelopeError(f"message body is not JSON: {exc}") from None
         if not isinstance(data, dict):
             raise EnvelopeError("message body is not a JSON object")
-        version = data.get("version")
+        get = data.get
+        version = get("version")
         if version not in _READABLE_VERSIONS:
             raise EnvelopeError(f"unsupported envelope version {version!r}")
-        missing = [name for name in _REQUIRED if not isinstance(data.get(name), str) or not data[name]]
-        if missing:
-            raise EnvelopeError(f"envelope lacks {', '.join(missing)}")
-        body_ref = data.get("body_ref")
-        if version == CLAIM_CHECK_VERSION and not (
-            isinstance(body_ref, dict)
-            and isinstance(body_ref.get("bucket"), str)
-            and isinstance(body_ref.get("key"), str)
-        ):
-            raise EnvelopeError("a version 2 envelope needs a body_ref with bucket and key")
+        required: tuple[Any, ...] = tuple(map(get, _REQUIRED))
+        id_, source, type_, received_at, content_type, correlation_id = required
+        for value in required:
+            if not isinstance(value, str) or not value:
+                missing = [
+                    name for name, got in zip(_REQUIRED, required, strict=True) if not (isinstance(got, str) and got)
+                ]
+                raise EnvelopeError(f"envelope lacks {', '.join(missing)}")
+        body_ref = get("body_ref")
+        if version == CLAIM_CHECK_VERSION:
+            if not (
+                isinstance(body_ref, dict)
+                and isinstance(body_ref.get("bucket"), str)
+                and isinstance(body_ref.get("key"), str)
+            ):
+                raise EnvelopeError("a version 2 envelope needs a body_ref with bucket and key")
+        else:
+            body_ref = None
+        headers = get("headers")
+        if type(headers) is not dict:
+            headers = dict(headers or {})
+        meta = get("meta")
+        if type(meta) is not dict:
+            meta = dict(meta or {})
         return cls(
-            id=data["id"],
-            source=data["source"],
-            type=data["type"],
-            received_at=data["received_at"],
-            content_type=data["content_type"],
-            body=data.get("body"),
-            correlation_id=data["correlation_id"],
-            delivery_id=data.get("delivery_id"),
-            headers=dict(data.get("headers") or {}),
-            meta=dict(data.get("meta") or {}),
+            id=id_,
+            source=source,
+            type=type_,
+            received_at=received_at,
+            content_type=content_type,
+            body=get("body"),
+            correlation_id=correlation_id,
+            delivery_id=get("delivery_id"),
+            headers=headers,
+            meta=meta,
             version=version,
-            body_ref=body_ref if version == CLAIM_CHECK_VERSION else None,
+            body_ref=body_ref,
         )
 
 

@@ -114,7 +114,8 @@ def test_worker_entry_point_processes_the_example_batch_twice(capsys: pytest.Cap
     assert app.lambda_handler(batch, LambdaContext(request_id="r2")) == {"batchItemFailures": []}
 
     metrics = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
-    assert [m["Processed"] for m in metrics] == [[1.0, 1.0], [1.0, 1.0]]
+    # One value per batch (its Sum is the number of records processed), one EMF line per invocation.
+    assert [m["Processed"] for m in metrics] == [[2.0], [2.0]]
 
 
 def test_ingress_entry_point_queues_the_example_event(ingress_env: dict[str, str], sqs: Any, queue_url: str) -> None:
