@@ -35,7 +35,7 @@ venv: $(VENV)/.installed ## Create the virtualenv with pinned dependencies
 tools: $(TOOLS)/sam/.installed $(TOOLS)/checkov/.installed ## Install SAM CLI and checkov
 
 .PHONY: test
-test: lint typecheck lint-template unit build-check ## Every check: ruff, mypy, template linters, pytest, sam build
+test: lint typecheck lint-template unit build-check localstack-test ## Every check: ruff, mypy, template linters, pytest (moto, then LocalStack), sam build
 
 .PHONY: lint
 lint: venv ## ruff
@@ -90,6 +90,14 @@ run: venv ## The whole pipeline on this machine (BACKEND=moto|localstack, PORT=3
 
 send: venv ## Post an example event to `make run` (EVENT=events/apigw-demo-json.json)
 	@PORT=$(PORT) $(PY) -m inqueue_local send $(EVENT)
+
+.PHONY: localstack localstack-test
+# LocalStack's core in host mode (no Docker), in its own venv; `make run BACKEND=localstack` installs it too.
+localstack: venv ## Install LocalStack (pinned, requirements/localstack.txt) into .tools/localstack
+	$(PY) -m inqueue_local.localstack install
+
+localstack-test: localstack ## The conformance rows and the end-to-end run against LocalStack on 127.0.0.1
+	$(PY) -m pytest -q -p no:cacheprovider -m localstack tests/local tests/e2e
 
 .PHONY: clean
 clean: ## Remove the virtualenvs and build output

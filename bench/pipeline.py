@@ -10,6 +10,11 @@ bench.pipeline`` prints them alone. For each backend available here:
   lower is better like every other row: goal ratio <= 1/0.6);
 * accept -> processed latency, batching window 0, one event at a time: p50 (goal <= 50 ms), p99;
 * a burst of 2,000 events posted as fast as 16 clients can: time until all are processed (goal <= 60 s).
+
+Backends: moto's embedded server, and LocalStack in host mode when this machine can run it
+(``inqueue_local.localstack.available()``: installed, or a Python 3.13/3.12 to install it with,
+once, into .tools/localstack). Each backend's raw rate is measured in the same run as its
+pipeline rate, so the ratio holds on a loaded machine even when the absolute figures do not.
 """
 
 from __future__ import annotations

@@ -19,14 +19,9 @@ def _backend(args: argparse.Namespace) -> Backend:
     if endpoint:
         return Endpoint(endpoint, region)
     if args.backend == "localstack":
-        try:
-            from inqueue_local.localstack import LocalStack  # type: ignore[import-not-found]
-        except ImportError:
-            raise SystemExit(
-                "BACKEND=localstack is not built yet: start LocalStack yourself (host mode, 127.0.0.1:4566) "
-                "and run `make run ENDPOINT=http://127.0.0.1:4566`"
-            ) from None
-        return LocalStack(region=region, root=ROOT / ".local" / "localstack")  # type: ignore[no-any-return]
+        from inqueue_local.localstack import LocalStack
+
+        return LocalStack(region=region, root=ROOT / ".local" / "localstack")
     return MotoServer(region)
 
 
@@ -79,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     except TemplateError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except RuntimeError as error:  # LocalStackError: could not install, start, or start it safely
+        print(f"error: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -1,15 +1,20 @@
-"""End to end through real loopback sockets: embedded moto server, HTTP server, poller threads."""
+"""End to end through real loopback sockets: the backend, HTTP server, poller threads.
+
+The LocalStack lane (``make localstack-test``) is ``make run BACKEND=localstack`` itself:
+the runner installs if needed, starts, checks and stops LocalStack.
+"""
 
 from __future__ import annotations
 
 import json
 import threading
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from inqueue_local.backends import MotoServer
+from inqueue_local.backends import Backend, MotoServer
 from inqueue_local.pipeline import Log
 from inqueue_local.runner import Runner
 from inqueue_local.template import Template
@@ -17,9 +22,19 @@ from inqueue_local.template import Template
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 
+def _localstack() -> Backend:
+    from inqueue_local.localstack import LocalStack
+
+    return LocalStack(root=ROOT / ".local" / "localstack-e2e")
+
+
 @pytest.mark.e2e
 @pytest.mark.enable_socket
-def test_posted_demo_event_is_processed_by_the_worker() -> None:
+@pytest.mark.parametrize(
+    "make_backend",
+    [pytest.param(MotoServer, id="moto"), pytest.param(_localstack, id="localstack", marks=pytest.mark.localstack)],
+)
+def test_posted_demo_event_is_processed_by_the_worker(make_backend: Callable[[], Backend]) -> None:
     # GIVEN `make run` on free ports
     processed = threading.Event()
     lines: list[str] = []
@@ -31,7 +46,7 @@ def test_posted_demo_event_is_processed_by_the_worker() -> None:
 
     runner = Runner(
         Template.load(ROOT / "infra" / "template.yaml"),
-        MotoServer(),
+        make_backend(),
         port=0,
         config_dir=ROOT / "config",
         log=Log(write=watch),
@@ -57,3 +72,4 @@ def test_posted_demo_event_is_processed_by_the_worker() -> None:
     finally:
         runner.stop()
     assert any("POST /hooks/demo -> 202" in line for line in lines)
+    assert any(f"-> backend {runner.backend.name} " in line for line in lines if "ready:" in line)

@@ -15,6 +15,8 @@ from tests.local import recorder
 from tests.local.conftest import ROOT
 
 MakePipeline = Callable[..., Pipeline]
+# The gateway is the runner's own (no backend in it): moto only, except the row through SQS.
+pytestmark = pytest.mark.backends("moto")
 
 
 @pytest.fixture
@@ -133,6 +135,7 @@ def test_no_route_is_404_not_found(pipeline: Pipeline) -> None:
     assert recorder.calls == []
 
 
+@pytest.mark.backends("moto", "localstack")
 def test_the_real_ingress_accepts_the_demo_event_and_the_worker_processes_it(make_pipeline: MakePipeline) -> None:
     # GIVEN the project's template and the committed example secrets
     pipeline = make_pipeline(ROOT / "infra" / "template.yaml", config_dir=_config(ROOT))

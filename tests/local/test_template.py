@@ -9,6 +9,8 @@ import pytest
 from inqueue_local.template import Template, TemplateError, load_yaml, parse_overrides
 from tests.local.conftest import ROOT, TEST_TEMPLATE
 
+pytestmark = pytest.mark.backends("moto")  # the template's settings: no queue behaviour involved
+
 
 def test_project_template_gives_the_worker_mapping_and_ingress_route() -> None:
     # GIVEN the project's own template
