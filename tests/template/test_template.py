@@ -25,6 +25,7 @@ INGRESS_ACTIONS = {
     "kms:GenerateDataKey",
     "kms:Decrypt",
     "ssm:GetParameter",
+    "secretsmanager:GetSecretValue",
     "dynamodb:PutItem",  # the queued status record
     "s3:PutObject",  # bodies over InlineLimitBytes (claim checks)
 }
@@ -194,6 +195,9 @@ def check_ingress_may_only_send(cfn: Template) -> None:
             assert condition.get("kms:EncryptionContext:aws:sqs:arn") == resolve({"Fn::GetAtt": ["EventsQueue", "Arn"]})
         if "ssm:GetParameter" in actions:
             assert resource == f"arn:aws:ssm:us-east-1:123456789012:parameter{resolve({'Ref': 'SecretsPathPrefix'})}/*"
+        if "secretsmanager:GetSecretValue" in actions:
+            prefix = resolve({"Ref": "SecretsManagerPrefix"})
+            assert resource == f"arn:aws:secretsmanager:us-east-1:123456789012:secret:{prefix}*"
         if "dynamodb:PutItem" in actions:
             assert resource == ("GetAtt", "StatusTable", "Arn")
         if "s3:PutObject" in actions:
