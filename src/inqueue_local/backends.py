@@ -104,8 +104,10 @@ class MotoServer(Backend):
             ready = selector.select(self.START_SECONDS)
         line = self._process.stdout.readline().strip() if ready else ""
         if not line.startswith("http://"):
+            exited = self._process.poll()
             self.stop()
-            raise RuntimeError(f"moto's server did not start within {self.START_SECONDS:g} s")
+            why = f"exited with status {exited}" if exited is not None else f"gave no URL in {self.START_SECONDS:g} s"
+            raise RuntimeError(f"moto's server did not start: it {why} (its errors are above)")
         self.endpoint_url = line
 
     def _start_here(self) -> None:
