@@ -1,6 +1,6 @@
 """Where the queues, tables, buckets and parameters live: the AWS data plane.
 
-``MotoServer`` (default) runs moto's server in this process on 127.0.0.1; ``Endpoint``
+``MotoServer`` (default) runs moto's server in a child process on 127.0.0.1; ``Endpoint``
 names one already running (LocalStack, ElasticMQ, ...); ``InProcess`` uses moto's
 in-process mock, for tests with no sockets; ``LocalStack`` starts LocalStack's core in
 host mode (no Docker) and stops it with the runner (see ``localstack.py``).
@@ -9,6 +9,9 @@ Every backend gets dummy credentials and a region: no AWS account is ever touche
 
 from __future__ import annotations
 
+import selectors
+import subprocess
+import sys
 from typing import Any
 
 DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
@@ -68,22 +71,54 @@ class InProcess(Backend):
 
 
 class MotoServer(Backend):
-    """moto's server, embedded in this process, bound to 127.0.0.1 on a free port."""
+    """moto's server on 127.0.0.1 on a free port: in a child process (default) or in this one.
+
+    The child process (``motoserver.py``) runs moto on another core than the runner's own
+    Python, and with fixes to moto's cost per queued message; ``in_process=True`` keeps the
+    server in this process (the fixes apply there too).
+    """
 
     name = "moto"
+    START_SECONDS = 60.0
 
-    def __init__(self, region: str = "us-east-1", port: int = 0):
+    def __init__(self, region: str = "us-east-1", port: int = 0, *, in_process: bool = False):
         super().__init__(region)
         self.port = port
+        self.in_process = in_process
         self._server: Any = None
+        self._process: subprocess.Popen[str] | None = None
 
     def start(self) -> None:
+        if self.in_process:
+            self._start_here()
+            return
+        self._process = subprocess.Popen(  # noqa: S603 - our own module, run by this interpreter
+            [sys.executable, "-m", "inqueue_local.motoserver", "--port", str(self.port)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._process.stdout is not None
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._process.stdout, selectors.EVENT_READ)
+            ready = selector.select(self.START_SECONDS)
+        line = self._process.stdout.readline().strip() if ready else ""
+        if not line.startswith("http://"):
+            exited = self._process.poll()
+            self.stop()
+            why = f"exited with status {exited}" if exited is not None else f"gave no URL in {self.START_SECONDS:g} s"
+            raise RuntimeError(f"moto's server did not start: it {why} (its errors are above)")
+        self.endpoint_url = line
+
+    def _start_here(self) -> None:
         import logging
 
         from moto.server import ThreadedMotoServer
 
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per AWS call would drown the pipeline's
+        from inqueue_local.motoserver import speed_up
 
+        speed_up()
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per AWS call would drown the pipeline's
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()
         host, port = self._server.get_host_and_port()
@@ -93,6 +128,17 @@ class MotoServer(Backend):
         if self._server is not None:
             self._server.stop()
             self._server = None
+        process, self._process = self._process, None
+        if process is not None:
+            assert process.stdin is not None
+            process.stdin.close()  # the child's signal to stop
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.terminate()
+                process.wait(10)
+            if process.stdout is not None:
+                process.stdout.close()
 
 
 class Endpoint(Backend):

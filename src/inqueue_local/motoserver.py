@@ -1,0 +1,84 @@
+"""moto's server for ``make run``: in a child process, with two fixes to its cost per queued message.
+
+Why a child process: the runner's own work (HTTP server, ingress and worker code, boto3
+on the client side, pollers) and moto's request handling are both Python, and in one
+process they take turns on one GIL. In a process of its own, moto runs on another core.
+The child exits when its standard input closes, so it never outlives the runner, even
+when the runner is killed.
+
+Why the fixes (``speed_up``): moto 5's SQS costs grow with the queue's depth more than
+it has to. Every received message checks the retention period by computing all the
+queue's attributes three times (each a scan of the queue for the approximate counts),
+and each scan asks ``unix_time_millis()`` per message, a datetime round trip of a few
+microseconds. So a burst that lets the queue grow to a thousand messages slowed every
+receive to tens of milliseconds. The fixes keep moto's behaviour exactly: the retention
+period is read from the queue directly, and "now" comes from ``time.time()``, the same
+clock without the datetime arithmetic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import time
+from typing import Any
+
+_applied = False
+
+
+def unix_time(dt: Any = None) -> float:
+    """moto's ``unix_time``: seconds since the epoch, now unless given a naive UTC datetime."""
+    from moto.core.utils import unix_time as original
+
+    return time.time() if dt is None else float(original(dt))
+
+
+def unix_time_millis(dt: Any = None) -> float:
+    return unix_time(dt) * 1000.0
+
+
+def is_message_valid_based_on_retention_period(backend: Any, queue_name: str, message: Any) -> bool:
+    """moto's check, reading the queue's retention period without computing every attribute."""
+    from moto.sqs import models  # "now" is whatever the models' clock is (tests replace it)
+
+    retention_period = int(backend.get_queue(queue_name).message_retention_period)
+    return bool(retention_period + message.sent_timestamp / 1000 > models.unix_time())
+
+
+def speed_up() -> None:
+    """Apply the fixes to moto's SQS models in this process (idempotent)."""
+    global _applied  # noqa: PLW0603 - once per process
+    if _applied:
+        return
+    from moto.sqs import models
+
+    models.unix_time = unix_time  # type: ignore[attr-defined]
+    models.unix_time_millis = unix_time_millis  # type: ignore[attr-defined]
+    models.SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period  # type: ignore[method-assign,assignment]
+    _applied = True
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="moto's server on 127.0.0.1, until standard input closes")
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args(argv)
+    # Ctrl-C reaches the whole process group: the runner drains the queues first, then closes our pipe.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    speed_up()
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per AWS call would drown the pipeline's
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=args.port, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    print(f"http://{host}:{port}", flush=True)
+    try:
+        sys.stdin.read()  # returns when the runner closes the pipe, or dies
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""The fixes ``make run`` applies to moto's SQS keep moto's behaviour (they only make it cheaper)."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+from moto.core import utils as moto_utils
+from moto.sqs import models as sqs_models
+
+from inqueue_local import motoserver
+
+
+def test_now_is_the_same_clock_as_motos() -> None:
+    # GIVEN moto's own clock
+    # WHEN the fixed one and moto's are read together
+    before = moto_utils.unix_time()
+    fixed, fixed_millis = motoserver.unix_time(), motoserver.unix_time_millis()
+    after = moto_utils.unix_time()
+    # THEN they agree (to moto's microsecond resolution)
+    assert before - 1e-6 <= fixed <= after + 1e-6
+    assert before * 1000 - 1e-3 <= fixed_millis <= after * 1000 + 1e-3
+
+
+def test_a_given_datetime_converts_as_moto_does() -> None:
+    # GIVEN a naive UTC datetime, as moto passes one
+    moment = datetime.datetime(2026, 11, 23, 12, 0, 0, 123456)
+    # WHEN / THEN
+    assert motoserver.unix_time(moment) == moto_utils.unix_time(moment)
+    assert motoserver.unix_time_millis(moment) == moto_utils.unix_time_millis(moment)
+
+
+@pytest.mark.parametrize("age_seconds", [0, 59, 61, 3600])
+def test_retention_check_answers_as_motos_own(aws: None, age_seconds: int) -> None:
+    # GIVEN a queue keeping messages 60 s and a message sent age_seconds ago
+    backend = sqs_models.sqs_backends["123456789012"]["us-east-1"]
+    backend.create_queue("retained", MessageRetentionPeriod="60")
+    message = backend.send_message("retained", "body")
+    message.sent_timestamp = int(moto_utils.unix_time_millis()) - age_seconds * 1000
+    # WHEN the fixed check and moto's are asked
+    fixed = motoserver.is_message_valid_based_on_retention_period(backend, "retained", message)
+    original = sqs_models.SQSBackend.is_message_valid_based_on_retention_period(backend, "retained", message)
+    # THEN they agree: kept within the period, expired after it
+    assert fixed == original == (age_seconds < 60)
