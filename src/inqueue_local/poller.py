@@ -263,7 +263,9 @@ class Poller:
         for message_id in outcome.keep:
             count = int(by_id[message_id]["attributes"].get("ApproximateReceiveCount", "1"))
             limit = self.queue.max_receive_count
-            later = f"in {self.queue.visibility_timeout} s (visibility timeout)"
+            # The handler may have changed the visibility itself (the worker's backoff does), which
+            # the event source mapping cannot see: name the queue's default, not a promise.
+            later = f"when its visibility ends (the queue's {self.queue.visibility_timeout} s unless the handler changed it)"
             if limit is None:
                 self.log(
                     name,
