@@ -265,7 +265,8 @@ class Poller:
             limit = self.queue.max_receive_count
             # The handler may have changed the visibility itself (the worker's backoff does), which
             # the event source mapping cannot see: name the queue's default, not a promise.
-            later = f"when its visibility ends (the queue's {self.queue.visibility_timeout} s unless the handler changed it)"
+            default = self.queue.visibility_timeout
+            later = f"when its visibility ends (the queue's {default} s unless the handler changed it)"
             if limit is None:
                 self.log(
                     name,
