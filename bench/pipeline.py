@@ -38,8 +38,9 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
+from bench.report import Report
 from inqueue_local.backends import Backend, MotoServer
 from inqueue_local.functions import install_prefixed_output
 from inqueue_local.pipeline import Log
@@ -53,18 +54,6 @@ ROUNDS = 3
 SENDERS = 8
 LATENCY_EVENTS = 150
 BURST_EVENTS = 2000
-
-
-class _Report(Protocol):
-    def add(
-        self,
-        name: str,
-        value: float,
-        unit: str,
-        baseline: float | None = None,
-        ratio_goal: float | None = None,
-        **kw: Any,
-    ) -> Any: ...
 
 
 class _Counter:
@@ -288,7 +277,7 @@ def backends() -> dict[str, Callable[[], Backend]]:
     return found
 
 
-def run(report: _Report) -> None:
+def run(report: Report) -> None:
     for name, make in backends().items():
         figures = measure(make)
         rates, raws = figures["pipeline"], figures["raw"]
@@ -324,29 +313,7 @@ def run(report: _Report) -> None:
         )
 
 
-class _PrintReport:
-    def add(
-        self,
-        name: str,
-        value: float,
-        unit: str,
-        baseline: float | None = None,
-        ratio_goal: float | None = None,
-        **kw: Any,
-    ) -> None:
-        goal = kw.get("goal")
-        ratio = f"  ratio {value / baseline:.2f} (goal <= {ratio_goal:.2f})" if baseline and ratio_goal else ""
-        target = f"  goal <= {goal:g} {unit}" if goal is not None else ""
-        note = f"  [{kw['note']}]" if kw.get("note") else ""
-        print(f"{name:<72} {value:>9.2f} {unit:<3}{ratio}{target}{note}")
-
-
 if __name__ == "__main__":
-    try:
-        from bench.report import Report  # type: ignore[import-not-found]
-    except ImportError:
-        run(_PrintReport())
-    else:
-        report = Report()
-        run(report)
-        print(report.render() if hasattr(report, "render") else report)
+    report = Report()
+    run(report)
+    print(report.render())

@@ -12,7 +12,8 @@ IDEMPOTENCY_TABLE = "inqueue-idempotency"
 PAYLOAD_BUCKET = "inqueue-payloads"
 
 
-def create_status_table(name: str = STATUS_TABLE) -> Any:
+def _create_table_keyed_on_id(name: str) -> Any:
+    # Both tables have the template's shape: one string hash key named "id".
     client = boto3.client("dynamodb", region_name="us-east-1")
     client.create_table(
         TableName=name,
@@ -21,17 +22,14 @@ def create_status_table(name: str = STATUS_TABLE) -> Any:
         BillingMode="PAY_PER_REQUEST",
     )
     return client
+
+
+def create_status_table(name: str = STATUS_TABLE) -> Any:
+    return _create_table_keyed_on_id(name)
 
 
 def create_idempotency_table(name: str = IDEMPOTENCY_TABLE) -> Any:
-    client = boto3.client("dynamodb", region_name="us-east-1")
-    client.create_table(
-        TableName=name,
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    return client
+    return _create_table_keyed_on_id(name)
 
 
 def create_payload_bucket(name: str = PAYLOAD_BUCKET) -> Any:
