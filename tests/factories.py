@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from inqueue.envelope import Envelope
+
 EVENTS = Path(__file__).resolve().parent.parent / "events"
 DEMO_SECRET = "local-demo-secret"
 
@@ -77,3 +79,26 @@ class LambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return self._timeout_ms
+
+
+def make_envelope(id: str = "evt-1", **fields: Any) -> Envelope:  # noqa: A002 - the envelope's own field name
+    """An envelope as the ingress would queue it; tests override only the fields they are about."""
+    defaults: dict[str, Any] = {
+        "source": "demo",
+        "type": "order.created",
+        "received_at": "2026-11-23T12:00:00.000Z",
+        "content_type": "application/json",
+        "body": {},
+        "correlation_id": "corr-1",
+    }
+    return Envelope(id=id, **{**defaults, **fields})
+
+
+class Clock:
+    """A clock the test moves by hand: set ``now``."""
+
+    def __init__(self, now: float = 1_795_435_200.0):  # 2026-11-23T12:00:00Z
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now

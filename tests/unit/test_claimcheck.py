@@ -8,7 +8,7 @@ from typing import Any
 import boto3
 import pytest
 from tests.conftest import drain
-from tests.factories import LambdaContext, http_event
+from tests.factories import LambdaContext, http_event, make_envelope
 from tests.tables import PAYLOAD_BUCKET, create_payload_bucket, create_queues, receive_event
 
 from inqueue.claimcheck import ClaimCheck
@@ -120,15 +120,7 @@ def test_an_unreachable_bucket_is_503_and_nothing_is_queued(
 
 
 def _stored(s3: Any) -> Envelope:
-    envelope = Envelope(
-        id="evt-1",
-        source="demo",
-        type="t",
-        received_at="2026-11-23T12:00:00.000Z",
-        content_type="application/json",
-        body={"n": 1},
-        correlation_id="c",
-    )
+    envelope = make_envelope("evt-1", type="t", body={"n": 1}, correlation_id="c")
     return ClaimCheck(PAYLOAD_BUCKET, s3).store(envelope)
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import boto3
 import pytest
+from tests.factories import make_envelope
 from tests.tables import STATUS_TABLE, create_status_table
 
 from inqueue import cli
@@ -47,14 +48,8 @@ def queues(sqs: Any) -> dict[str, str]:
 
 
 def envelope(n: int, source: str = "demo") -> Envelope:
-    return Envelope(
-        id=f"evt-{n}",
-        source=source,
-        type="order.created",
-        received_at="2026-11-23T07:00:00.000Z",
-        content_type="application/json",
-        body={"n": n},
-        correlation_id=f"corr-{n}",
+    return make_envelope(
+        f"evt-{n}", source=source, received_at="2026-11-23T07:00:00.000Z", body={"n": n}, correlation_id=f"corr-{n}"
     )
 
 

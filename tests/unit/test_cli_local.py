@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.factories import make_envelope
 
 from inqueue import cli
-from inqueue.envelope import Envelope
 from inqueue_local.backends import InProcess
 from inqueue_local.clock import FakeClock
 from inqueue_local.endpoints import describe, write_state
@@ -35,15 +35,7 @@ def test_the_cli_finds_the_runners_queues_and_status_table_through_the_state_fil
     )
     outputs = json.loads(state.read_text())["outputs"]
     sqs = runner.backend.client("sqs")
-    dead = Envelope(
-        id="evt-local",
-        source="demo",
-        type="order.created",
-        received_at="2026-11-23T12:00:00.000Z",
-        content_type="application/json",
-        body={},
-        correlation_id="c",
-    )
+    dead = make_envelope("evt-local", correlation_id="c")
     sqs.send_message(QueueUrl=outputs["DeadLetterQueueUrl"], MessageBody=dead.to_json())
 
     # WHEN the operator lists the DLQ with --local

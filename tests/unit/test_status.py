@@ -5,20 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from tests.factories import Clock, make_envelope
 from tests.tables import STATUS_TABLE, create_status_table
 
-from inqueue.envelope import Envelope
 from inqueue.status import RESULT_MAX_BYTES, StatusStore
 
 T0 = 1_795_435_200.0  # 2026-11-23T12:00:00Z
-
-
-class Clock:
-    def __init__(self, now: float = T0):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -31,21 +23,9 @@ def store(aws: None, clock: Clock) -> StatusStore:
     return StatusStore(STATUS_TABLE, create_status_table(), ttl_seconds=3600, clock=clock)
 
 
-def envelope(event_id: str = "evt-1") -> Envelope:
-    return Envelope(
-        id=event_id,
-        source="demo",
-        type="order.created",
-        received_at="2026-11-23T12:00:00.000Z",
-        content_type="application/json",
-        body={},
-        correlation_id="corr-1",
-    )
-
-
 def test_a_record_walks_queued_processing_retrying_succeeded(store: StatusStore, clock: Clock) -> None:
     # GIVEN a queued event
-    assert store.queued(envelope())
+    assert store.queued(make_envelope())
     first = store.get("evt-1")
     assert first is not None
     assert first["status"] == "queued"
@@ -82,7 +62,7 @@ def test_queued_never_overwrites_what_the_worker_already_wrote(store: StatusStor
     store.succeeded("evt-1", {"ok": True})
 
     # WHEN the late queued write lands
-    written = store.queued(envelope())
+    written = store.queued(make_envelope())
 
     # THEN it is refused and the record stays succeeded
     assert written is False
@@ -93,7 +73,7 @@ def test_queued_never_overwrites_what_the_worker_already_wrote(store: StatusStor
 
 @pytest.mark.parametrize("late", ["processing", "retrying", "dead"])
 def test_a_late_write_never_regresses_a_success(store: StatusStore, late: str) -> None:
-    store.queued(envelope())
+    store.queued(make_envelope())
     store.succeeded("evt-1", {"n": 1})
 
     written = {
@@ -110,7 +90,7 @@ def test_a_late_write_never_regresses_a_success(store: StatusStore, late: str) -
 
 def test_a_late_processing_from_the_same_life_does_not_revive_a_dead_event(store: StatusStore, clock: Clock) -> None:
     # GIVEN an event declared dead at T0+100, whose message was first received at T0
-    store.queued(envelope())
+    store.queued(make_envelope())
     clock.now = T0 + 100
     store.dead("evt-1", "permanent: unknown deal", 1)
 
@@ -126,7 +106,7 @@ def test_a_late_processing_from_the_same_life_does_not_revive_a_dead_event(store
 
 
 def test_a_redriven_or_replayed_event_comes_back_to_life(store: StatusStore, clock: Clock) -> None:
-    store.queued(envelope())
+    store.queued(make_envelope())
     clock.now = T0 + 100
     store.dead("evt-1", "gave up after 5 attempts", 5)
 

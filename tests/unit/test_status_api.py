@@ -8,10 +8,9 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from tests.factories import LambdaContext, load_event
+from tests.factories import LambdaContext, load_event, make_envelope
 from tests.tables import STATUS_TABLE, create_status_table
 
-from inqueue.envelope import Envelope
 from inqueue.status import StatusStore
 from inqueue.status_api import StatusApi
 
@@ -187,17 +186,7 @@ def store(aws: None) -> StatusStore:
 def test_the_status_api_answers_from_the_store_the_worker_writes(store: StatusStore, monkeypatch: Any) -> None:
     # GIVEN an event the worker finished, and the status function configured as deployed
     event_id = load_event("apigw-demo-status.json")["pathParameters"]["id"]
-    store.queued(
-        Envelope(
-            id=event_id,
-            source="demo",
-            type="order.created",
-            received_at="2026-11-23T12:00:00.000Z",
-            content_type="application/json",
-            body={},
-            correlation_id="corr-1",
-        )
-    )
+    store.queued(make_envelope(event_id))
     store.succeeded(event_id, {"invoice": "INV-1001"})
     monkeypatch.setenv("INQUEUE_STATUS_TABLE", STATUS_TABLE)
 

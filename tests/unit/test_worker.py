@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
-from tests.factories import LambdaContext, load_event, sqs_record
+from tests.factories import LambdaContext, load_event, make_envelope, sqs_record
 
 from inqueue.envelope import Envelope
 from inqueue.worker import Router, Worker
@@ -18,15 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def envelope_json(source: str = "demo", type_: str = "order.created", **body: Any) -> str:
-    return Envelope(
-        id=f"evt-{source}-{type_}",
-        source=source,
-        type=type_,
-        received_at="2026-11-23T12:00:00.000Z",
-        content_type="application/json",
-        body=body,
-        correlation_id="corr-1",
-    ).to_json()
+    return make_envelope(f"evt-{source}-{type_}", source=source, type=type_, body=body).to_json()
 
 
 def test_a_failing_record_is_reported_by_its_message_id_and_the_rest_succeed(aws: None) -> None:

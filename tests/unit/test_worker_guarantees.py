@@ -19,7 +19,7 @@ import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from freezegun import freeze_time
 from freezegun.api import FrozenDateTimeFactory
-from tests.factories import LambdaContext
+from tests.factories import LambdaContext, make_envelope
 from tests.tables import (
     IDEMPOTENCY_TABLE,
     STATUS_TABLE,
@@ -99,16 +99,7 @@ def world(aws: None) -> Iterator[World]:
 
 
 def envelope(event_id: str = "evt-1", **meta: Any) -> Envelope:
-    return Envelope(
-        id=event_id,
-        source="demo",
-        type="order.created",
-        received_at="2026-11-23T12:00:00.000Z",
-        content_type="application/json",
-        body={"order": 1001},
-        correlation_id="corr-1",
-        meta=meta,
-    )
+    return make_envelope(event_id, body={"order": 1001}, meta=meta)
 
 
 def recording_router(world: World, fail_with: BaseException | None = None, result: Any = None) -> Router:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
-from tests.factories import LambdaContext, sqs_record
+from tests.factories import LambdaContext, make_envelope, sqs_record
 
 from inqueue.envelope import Envelope
 from inqueue.observability import logger, metrics
@@ -17,15 +17,7 @@ from inqueue.worker import Router, Worker
 
 
 def envelope_json(n: int) -> str:
-    return Envelope(
-        id=f"evt-{n}",
-        source="demo",
-        type="order.created",
-        received_at="2026-11-23T12:00:00.000Z",
-        content_type="application/json",
-        body={"n": n},
-        correlation_id=f"corr-{n}",
-    ).to_json()
+    return make_envelope(f"evt-{n}", body={"n": n}, correlation_id=f"corr-{n}").to_json()
 
 
 @pytest.fixture

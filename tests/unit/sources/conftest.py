@@ -7,7 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from tests.senders import EXAMPLE_TIME, SAMPLE_SECRETS, SOURCES, api_event
+from tests.factories import Clock
+from tests.senders import SAMPLE_SECRETS, SOURCES, api_event
 
 from inqueue.ingress import Ingress
 
@@ -20,16 +21,6 @@ def seed(ssm: Any, secrets: dict[str, Any]) -> None:
             Type="SecureString",
             Overwrite=True,
         )
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now: float = EXAMPLE_TIME):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

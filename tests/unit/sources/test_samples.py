@@ -10,9 +10,8 @@ from typing import Any
 import pytest
 import stripe
 from standardwebhooks import Webhook
-from tests.factories import EVENTS, load_event
+from tests.factories import EVENTS, Clock, load_event
 from tests.senders import EXAMPLE_TIME, SAMPLE_SECRETS, SOURCES, slack_is_valid
-from tests.unit.sources.conftest import Clock
 
 from inqueue.ingress import Ingress
 from inqueue_local.samples import refresh, secrets_by_source
