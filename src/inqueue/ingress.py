@@ -157,15 +157,7 @@ class Ingress:
         try:
             self.sqs.send_message(**request)
         except Exception as exc:  # noqa: BLE001 - any failure means "not queued", and the sender must retry
-            logger.error(
-                "queue unavailable",
-                extra={"source": envelope.source, "error": type(exc).__name__, "detail": str(exc)[:300]},
-            )
-            raise ServiceUnavailable(
-                "the event could not be queued; retry later",
-                code="queue_unavailable",
-                retry_after=self.settings.retry_after_seconds,
-            ) from None
+            raise self._unavailable("queue", "queued", "queue_unavailable", envelope, exc) from None
         if self.status is not None:
             self._record_queued(envelope)
 
@@ -175,15 +167,19 @@ class Ingress:
         try:
             return self.claim_check.store(envelope)
         except Exception as exc:  # noqa: BLE001 - without its body stored the event cannot be queued
-            logger.error(
-                "payload bucket unavailable",
-                extra={"source": envelope.source, "error": type(exc).__name__, "detail": str(exc)[:300]},
-            )
-            raise ServiceUnavailable(
-                "the event could not be stored; retry later",
-                code="payload_store_unavailable",
-                retry_after=self.settings.retry_after_seconds,
-            ) from None
+            raise self._unavailable("payload bucket", "stored", "payload_store_unavailable", envelope, exc) from None
+
+    def _unavailable(self, store: str, done: str, code: str, envelope: Envelope, exc: Exception) -> ServiceUnavailable:
+        """Log why a store failed (never the body) and make the retryable answer: nothing was accepted."""
+        logger.error(
+            f"{store} unavailable",
+            extra={"source": envelope.source, "error": type(exc).__name__, "detail": str(exc)[:300]},
+        )
+        return ServiceUnavailable(
+            f"the event could not be {done}; retry later",
+            code=code,
+            retry_after=self.settings.retry_after_seconds,
+        )
 
     def _record_queued(self, envelope: Envelope) -> None:
         """Best effort: the event is queued and the 202 is true whatever happens here."""
