@@ -24,14 +24,13 @@ from inqueue.secrets import split_reference
 from inqueue.sources import Described, KindDeps, SourceConfig
 from inqueue.sources.signing import (
     DEFAULT_TOLERANCE,
-    bad_signature,
     check_timestamp,
     from_base64,
     from_hex,
-    hmac_digest,
     matches_any,
     parse_timestamp,
     require_header,
+    require_hmac,
 )
 
 _ALLOWED = {
@@ -89,9 +88,7 @@ class GenericVerifier:
             )
             message = f"{timestamp}.".encode() + request.body
         proofs = [self._decode(part) for part in presented.split(",")]
-        expected = [hmac_digest(secret, message) for secret in secrets]
-        if not matches_any(expected, [p for p in proofs if p]):
-            raise bad_signature()
+        require_hmac(secrets, message, proofs)
         if timestamp is not None:
             check_timestamp(timestamp, self.deps.clock(), self.tolerance)
 

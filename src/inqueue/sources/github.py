@@ -18,7 +18,7 @@ from typing import Any
 
 from inqueue.httpapi import Request
 from inqueue.sources import Described, KindDeps, SourceConfig, check_options
-from inqueue.sources.signing import bad_signature, from_hex, hmac_digest, matches_any, require_header
+from inqueue.sources.signing import from_hex, require_header, require_hmac
 
 SIGNATURE_HEADER = "x-hub-signature-256"
 
@@ -38,9 +38,7 @@ class GitHubVerifier:
     def verify(self, request: Request) -> None:
         presented = require_header(request.header(SIGNATURE_HEADER), "X-Hub-Signature-256")
         proofs = [from_hex(part.strip().removeprefix("sha256=")) for part in presented.split(",")]
-        expected = [hmac_digest(secret.encode(), request.body) for secret in self.deps.secrets.get(self.secret)]
-        if not matches_any(expected, [proof for proof in proofs if proof]):
-            raise bad_signature()
+        require_hmac([secret.encode() for secret in self.deps.secrets.get(self.secret)], request.body, proofs)
 
     def describe(self, request: Request, body: Any) -> Described:
         event_type = request.header("x-github-event") or "unknown"

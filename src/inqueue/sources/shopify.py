@@ -17,7 +17,7 @@ from typing import Any
 
 from inqueue.httpapi import Request
 from inqueue.sources import Described, KindDeps, SourceConfig, check_options
-from inqueue.sources.signing import bad_signature, from_base64, hmac_digest, matches_any, require_header
+from inqueue.sources.signing import from_base64, require_header, require_hmac
 
 
 def _either(request: Request, name: str) -> str:
@@ -46,9 +46,7 @@ class ShopifyVerifier:
     def verify(self, request: Request) -> None:
         presented = require_header(_either(request, "shopify-hmac-sha256"), "X-Shopify-Hmac-SHA256")
         proofs = [from_base64(part) for part in presented.split(",")]
-        expected = [hmac_digest(secret.encode(), request.body) for secret in self.deps.secrets.get(self.secret)]
-        if not matches_any(expected, [proof for proof in proofs if proof]):
-            raise bad_signature()
+        require_hmac([secret.encode() for secret in self.deps.secrets.get(self.secret)], request.body, proofs)
 
     def describe(self, request: Request, body: Any) -> Described:
         shop = _either(request, "shopify-shop-domain")

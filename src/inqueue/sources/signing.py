@@ -65,3 +65,14 @@ def require_header(value: str, name: str, code: str = "missing_signature") -> st
 
 def bad_signature() -> Unauthorized:
     return Unauthorized("the signature does not match the body", code="bad_signature")
+
+
+def require_hmac(keys: list[bytes], message: bytes, proofs: list[bytes]) -> None:
+    """Raise 401 ``bad_signature`` unless a presented proof is the HMAC-SHA256 of ``message`` under a key.
+
+    Every key (rotation) and every proof (several signatures in one header) is tried;
+    proofs that did not decode are empty and never match.
+    """
+    expected = [hmac_digest(key, message) for key in keys]
+    if not matches_any(expected, [proof for proof in proofs if proof]):
+        raise bad_signature()

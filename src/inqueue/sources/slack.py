@@ -23,13 +23,11 @@ from inqueue.httpapi import Request
 from inqueue.sources import Described, KindDeps, SourceConfig, as_object, check_options
 from inqueue.sources.signing import (
     DEFAULT_TOLERANCE,
-    bad_signature,
     check_timestamp,
     from_hex,
-    hmac_digest,
-    matches_any,
     parse_timestamp,
     require_header,
+    require_hmac,
 )
 
 
@@ -53,9 +51,7 @@ class SlackVerifier:
         )
         proofs = [from_hex(part.strip().removeprefix("v0=")) for part in presented.split(",") if part.strip()]
         message = f"v0:{timestamp}:".encode() + request.body
-        expected = [hmac_digest(secret.encode(), message) for secret in self.deps.secrets.get(self.secret)]
-        if not matches_any(expected, [proof for proof in proofs if proof]):
-            raise bad_signature()
+        require_hmac([secret.encode() for secret in self.deps.secrets.get(self.secret)], message, proofs)
         check_timestamp(timestamp, self.deps.clock(), self.tolerance)
 
     def describe(self, request: Request, body: Any) -> Described:

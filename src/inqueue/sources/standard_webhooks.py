@@ -26,13 +26,11 @@ from inqueue.secrets import SecretError
 from inqueue.sources import Described, KindDeps, SourceConfig, check_options
 from inqueue.sources.signing import (
     DEFAULT_TOLERANCE,
-    bad_signature,
     check_timestamp,
     from_base64,
-    hmac_digest,
-    matches_any,
     parse_timestamp,
     require_header,
+    require_hmac,
 )
 
 _PREFIX = "whsec_"
@@ -74,9 +72,7 @@ class StandardWebhooksVerifier:
         if not any(proofs):
             raise Unauthorized("the webhook-signature header has no v1 signature", code="missing_signature")
         message = f"{message_id}.{timestamp}.".encode("utf-8", "surrogatepass") + request.body
-        expected = [hmac_digest(decode_key(secret), message) for secret in self.deps.secrets.get(self.secret)]
-        if not matches_any(expected, [proof for proof in proofs if proof]):
-            raise bad_signature()
+        require_hmac([decode_key(secret) for secret in self.deps.secrets.get(self.secret)], message, proofs)
         check_timestamp(timestamp, self.deps.clock(), self.tolerance)
 
     def describe(self, request: Request, body: Any) -> Described:
