@@ -244,17 +244,3 @@ def seed_secrets(backend: Backend, secrets: Mapping[str, str | list[str]]) -> li
             raise ValueError(f"secret reference {ref!r} must start with ssm: or secretsmanager:")
         seeded.append(ref)
     return seeded
-
-
-def secrets_by_source(sources_json: str, secrets: Mapping[str, str | list[str]]) -> dict[str, list[str]]:
-    """Each source's secrets, for re-signing example events (``samples.refresh``)."""
-    found: dict[str, list[str]] = {}
-    for source, options in json.loads(sources_json or "{}").items():
-        ref = options.get("secret") if isinstance(options, dict) else None
-        value = secrets.get(ref) if ref else None
-        if value is None:
-            continue
-        if isinstance(value, str) and value.strip().startswith("["):
-            value = json.loads(value)
-        found[source] = [value] if isinstance(value, str) else list(value)
-    return found

@@ -14,15 +14,23 @@ import copy
 import hashlib
 import hmac
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 
-def secrets_by_source(sources_json: str, local_secrets: dict[str, Any]) -> dict[str, list[str]]:
-    """Source name -> its secrets, from the sources config and a ref-keyed secrets file (config/secrets.*.json)."""
+def secrets_by_source(sources_json: str, local_secrets: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Source name -> its secrets, from the sources config and a ref-keyed secrets file (config/secrets.*.json).
+
+    A value may be one secret, a list, or a JSON list in a string (as SSM stores it); map-shaped
+    values (Bitrix24's per-portal tokens) sign nothing here and are left out.
+    """
     result: dict[str, list[str]] = {}
-    for name, options in json.loads(sources_json).items():
-        value = local_secrets.get(str(options.get("secret", "")))
+    for name, options in json.loads(sources_json or "{}").items():
+        ref = options.get("secret") if isinstance(options, dict) else None
+        value = local_secrets.get(str(ref)) if ref else None
+        if isinstance(value, str) and value.strip().startswith("["):
+            value = json.loads(value)
         if isinstance(value, str):
             result[name] = [value]
         elif isinstance(value, list):

@@ -16,7 +16,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from inqueue_local.provision import load_local_secrets, secrets_by_source
+from inqueue_local.provision import load_local_secrets
+from inqueue_local.samples import refresh, secrets_by_source
 
 _SET_BY_GATEWAY = {
     "host",
@@ -30,13 +31,7 @@ _SET_BY_GATEWAY = {
 
 
 def refreshed(event: dict[str, Any], sources_json: str, config_dir: Path, now: float) -> dict[str, Any]:
-    try:
-        from inqueue_local import samples  # type: ignore[attr-defined]
-    except ImportError:
-        return event
-    secrets = secrets_by_source(sources_json, load_local_secrets(config_dir))
-    refreshed_event: dict[str, Any] = samples.refresh(event, secrets, now)
-    return refreshed_event
+    return refresh(event, secrets_by_source(sources_json, load_local_secrets(config_dir)), now)
 
 
 def request_from_event(event: dict[str, Any], base_url: str) -> urllib.request.Request:

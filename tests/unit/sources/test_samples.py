@@ -37,6 +37,12 @@ def test_secrets_by_source_maps_names_to_their_secret_lists() -> None:
     assert "bitrix24" not in SECRETS  # a per-portal map is not a list of secrets
 
 
+def test_secrets_by_source_reads_a_list_stored_as_json_text_as_ssm_holds_it() -> None:
+    sources = json.dumps({"hooks": {"kind": "standard-webhooks", "secret": "ssm:/x"}, "open": {"kind": "generic"}})
+
+    assert secrets_by_source(sources, {"ssm:/x": '["new", "old"]'}) == {"hooks": ["new", "old"]}
+
+
 @pytest.mark.parametrize("name", TIMESTAMPED)
 def test_a_stale_timestamped_example_is_accepted_after_refresh(senders_env: dict[str, str], name: str) -> None:
     # GIVEN an ingress an hour after the examples were signed
