@@ -53,6 +53,7 @@ from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idemp
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 
+from inqueue.attributes import DEAD_ATTEMPTS, DEAD_REASON, FAILED_MESSAGE_ID, REPLAY_FLAG
 from inqueue.claimcheck import ClaimCheck
 from inqueue.envelope import Envelope
 from inqueue.errors import EnvelopeError, PermanentError, RetryLater
@@ -61,11 +62,11 @@ from inqueue.retry import Backoff
 from inqueue.settings import WorkerSettings
 from inqueue.status import StatusStore, describe_error, encode_result
 
-REPLAY_FLAG = "replay_bypass_idempotency"
 # SQS allows 10 message attributes; the dead-letter copy adds these three to the originals.
-DEAD_REASON_ATTRIBUTE = "dead_reason"
-DEAD_ATTEMPTS_ATTRIBUTE = "dead_attempts"
-FAILED_MESSAGE_ID_ATTRIBUTE = "failed_message_id"
+# The names live in inqueue.attributes, shared with the operator tools.
+DEAD_REASON_ATTRIBUTE = DEAD_REASON
+DEAD_ATTEMPTS_ATTRIBUTE = DEAD_ATTEMPTS
+FAILED_MESSAGE_ID_ATTRIBUTE = FAILED_MESSAGE_ID
 _MAX_MESSAGE_ATTRIBUTES = 10
 _LOG_KEYS = ["event_id", "source", "type", "correlation_id", "message_id", "attempt"]
 

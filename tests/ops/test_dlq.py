@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import io
 import json
 from collections.abc import Mapping
@@ -11,13 +10,13 @@ from typing import Any
 
 import boto3
 import pytest
-from tests.factories import make_envelope
-from tests.tables import STATUS_TABLE, create_status_table
 
-from inqueue import cli
-from inqueue.dlq import DeadLetters, MoveTaskRunning
 from inqueue.envelope import Envelope
 from inqueue.status import StatusStore
+from inqueue_ops import cli
+from inqueue_ops.dlq import DeadLetters, MoveTaskRunning
+from tests.factories import make_envelope
+from tests.tables import STATUS_TABLE, create_status_table
 
 MAX_RECEIVES = 3
 NOW = 1_795_420_800.0  # 2026-11-23T08:00:00Z, an hour after the envelopes below were received
@@ -386,26 +385,6 @@ def test_without_any_target_the_cli_says_how_to_name_one(capsys: Any) -> None:
 
     assert code == 1
     assert "--stack" in capsys.readouterr().err
-
-
-def test_no_lambda_path_imports_the_operator_tools() -> None:
-    # GIVEN every module a Lambda loads: the functions and the runtime library
-    root = Path(__file__).resolve().parents[2]
-    lambda_modules = [*root.glob("functions/*/*.py"), *root.glob("src/inqueue/**/*.py")]
-    operator_only = {"inqueue.cli", "inqueue.dlq"}
-
-    # WHEN their imports are read
-    importers = []
-    for path in lambda_modules:
-        if path.name in ("cli.py", "dlq.py"):
-            continue
-        for node in ast.walk(ast.parse(path.read_text())):
-            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
-            names += [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
-            importers += [str(path.relative_to(root)) for name in names if name in operator_only]
-
-    # THEN none of them imports the CLI or the DLQ tools
-    assert importers == []
 
 
 # -- over the real StatusStore on moto's DynamoDB ------------------------------------------

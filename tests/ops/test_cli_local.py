@@ -8,14 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.factories import make_envelope
 
-from inqueue import cli
 from inqueue_local.backends import InProcess
 from inqueue_local.clock import FakeClock
 from inqueue_local.endpoints import describe, write_state
 from inqueue_local.pipeline import Log, Pipeline
 from inqueue_local.template import Template
+from inqueue_ops import cli
+from tests.factories import make_envelope
 
 ROOT = Path(__file__).resolve().parents[2]
 

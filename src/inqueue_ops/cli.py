@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from inqueue.dlq import DeadLetters, DlqError, OperatorStatus, StatusRecords
+from inqueue_ops.dlq import DeadLetters, DlqError, OperatorStatus, StatusRecords
 
 LOCAL_STATE = Path(".local/endpoints.json")
 

@@ -389,7 +389,7 @@ def _reason(record: Mapping[str, Any] | None) -> str:
 
 def _with_bypass_flag(envelope_json: str) -> str:
     """The envelope with ``meta.replay_bypass_idempotency`` set: the worker then runs the processor again."""
-    from inqueue.worker import REPLAY_FLAG
+    from inqueue.attributes import REPLAY_FLAG
 
     data = json.loads(envelope_json)
     data["meta"] = {**(data.get("meta") or {}), REPLAY_FLAG: True}
