@@ -17,7 +17,7 @@ def _backend(args: argparse.Namespace) -> Backend:
     region = os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1"
     endpoint = args.endpoint or (os.environ.get("AWS_ENDPOINT_URL") if args.backend is None else None)
     if endpoint:
-        return Endpoint(endpoint, region)
+        return Endpoint.from_environment(endpoint, region)
     if args.backend == "localstack":
         from inqueue_local.localstack import LocalStack
 

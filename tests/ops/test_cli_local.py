@@ -5,13 +5,13 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from inqueue_local.backends import InProcess
+from inqueue_local.backends import Endpoint, InProcess, MotoServer
 from inqueue_local.clock import FakeClock
 from inqueue_local.endpoints import describe, write_state
+from inqueue_local.localstack import LocalStack
 from inqueue_local.pipeline import Log, Pipeline
 from inqueue_local.template import Template
 from inqueue_ops import cli
@@ -48,8 +48,42 @@ def test_the_cli_finds_the_runners_queues_and_status_table_through_the_state_fil
     assert [row["id"] for row in json.loads(out.getvalue())] == ["evt-local"]
 
 
-def test_without_a_running_runner_the_cli_says_to_start_it(tmp_path: Path, capsys: Any) -> None:
-    code = cli.main(["dlq", "list", "--local", "--local-state", str(tmp_path / "missing.json")], env={})
+def test_localstack_names_moto_for_dynamodb_and_itself_for_the_rest(tmp_path: Path) -> None:
+    # GIVEN a LocalStack backend as it is once started: its own endpoint, and moto's for DynamoDB
+    backend = LocalStack(root=tmp_path)
+    backend.endpoint_url = "http://127.0.0.1:4566"
+    backend.dynamodb.endpoint_url = "http://127.0.0.1:5123"
 
-    assert code == 1
-    assert "make run" in capsys.readouterr().err
+    # THEN the state file, the functions and the runner's own clients all send DynamoDB to moto
+    endpoints = backend.endpoints()
+    assert endpoints["dynamodb"] == "http://127.0.0.1:5123"
+    assert {endpoints[s] for s in ("sqs", "s3", "ssm", "secretsmanager", "sts")} == {"http://127.0.0.1:4566"}
+    env = backend.function_environment()
+    assert (env["AWS_ENDPOINT_URL"], env["AWS_ENDPOINT_URL_DYNAMODB"]) == (
+        "http://127.0.0.1:4566",
+        "http://127.0.0.1:5123",
+    )
+    assert "AWS_ENDPOINT_URL_SQS" not in env
+    assert backend.client("dynamodb").meta.endpoint_url == "http://127.0.0.1:5123"
+    assert backend.client("sqs").meta.endpoint_url == "http://127.0.0.1:4566"
+
+
+def test_moto_is_one_endpoint_for_every_service() -> None:
+    backend = MotoServer()
+    backend.endpoint_url = "http://127.0.0.1:5000"
+
+    assert set(backend.endpoints().values()) == {"http://127.0.0.1:5000"}
+    assert [name for name in backend.function_environment() if name.startswith("AWS_ENDPOINT_URL")] == [
+        "AWS_ENDPOINT_URL"
+    ]
+
+
+def test_an_endpoint_takes_the_sdks_per_service_variables() -> None:
+    backend = Endpoint.from_environment(
+        "http://127.0.0.1:4566", "us-east-1", env={"AWS_ENDPOINT_URL_DYNAMODB": "http://127.0.0.1:8000/"}
+    )
+
+    assert backend.endpoint("dynamodb") == "http://127.0.0.1:8000"
+    assert backend.endpoint("sqs") == "http://127.0.0.1:4566"
+    assert backend.function_environment()["AWS_ENDPOINT_URL_DYNAMODB"] == "http://127.0.0.1:8000"
+    assert "dynamodb at http://127.0.0.1:8000" in backend.describe()
