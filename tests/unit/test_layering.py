@@ -1,34 +1,22 @@
-"""The runtime library stands alone: nothing in ``inqueue`` imports the operator tools, the runner or the benchmarks.
+"""The runtime library is exactly what the functions run, and stands alone.
 
-Lambda ships ``inqueue`` and nothing else; an import of ``inqueue_ops``, ``inqueue_local``
-or ``bench`` from it would either fail on Lambda or drag dev tooling into the layer.
+Lambda ships ``inqueue`` (the layer) and nothing else: every module in it is one the three
+functions import, directly or not, and none imports the operator tools, the runner or the
+benchmarks (an import of ``inqueue_ops``, ``inqueue_local`` or ``bench`` would either fail on
+Lambda or drag dev tooling into the layer).
 """
 
 from __future__ import annotations
 
-import ast
-import re
 import subprocess
 import sys
 from pathlib import Path
 
+from tests.imports import FUNCTIONS, imported_names, reached
+
 ROOT = Path(__file__).resolve().parents[2]
 RUNTIME = ROOT / "src" / "inqueue"
 FORBIDDEN = ("inqueue_ops", "inqueue_local", "bench")
-MODULE_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")
-
-
-def imported_names(path: Path) -> set[str]:
-    """Every module a file names: import statements anywhere (also inside functions) and module-path strings."""
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.add(node.module)
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and MODULE_PATH.match(node.value):
-            names.add(node.value)  # importlib.import_module("inqueue.sources.github") and the like
-    return names
 
 
 def forbidden(name: str) -> bool:
@@ -58,11 +46,8 @@ def test_the_scan_would_see_a_forbidden_import_inside_a_function(tmp_path: Path)
     by_name.write_text("import importlib\nimportlib.import_module('inqueue_local.runner')\n")
 
     # THEN the scan reports all three
-    assert {name for name in imported_names(lazy) | imported_names(by_name) if forbidden(name)} == {
-        "inqueue_ops.dlq",
-        "bench.ingress",
-        "inqueue_local.runner",
-    }
+    found = {name for name in imported_names(lazy) | imported_names(by_name) if forbidden(name)}
+    assert {"inqueue_ops.dlq", "bench.ingress", "inqueue_local.runner"} <= found
 
 
 def test_importing_every_runtime_module_loads_none_of_them() -> None:
@@ -90,3 +75,28 @@ def test_importing_every_runtime_module_loads_none_of_them() -> None:
     # THEN none of the operator tools, the runner or the benchmarks came along
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == ""
+
+
+def test_every_runtime_module_is_one_the_functions_run() -> None:
+    # GIVEN the three functions' code (ingress, worker with its processors, status)
+    assert {path.parent.name for path in FUNCTIONS} == {"ingress", "worker", "status"}
+
+    # WHEN what they import is followed through the runtime library (lazy imports and source kinds included)
+    run = {path.relative_to(RUNTIME) for path in reached(FUNCTIONS)}
+
+    # THEN that is every module of it: nothing ships in the layer that Lambda never runs
+    assert run == {path.relative_to(RUNTIME) for path in RUNTIME.rglob("*.py")}
+
+
+def test_a_module_no_function_imports_would_be_found(tmp_path: Path) -> None:
+    # GIVEN a library with a module nothing imports (as the CLI was)
+    package = tmp_path / "inqueue"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "used.py").write_text("import json\n")
+    (package / "cli.py").write_text("from inqueue.used import x\n")
+    app = tmp_path / "app.py"
+    app.write_text("def handler():\n    from inqueue.used import x\n")
+
+    # THEN the walk reaches the used module and its package, not the other
+    assert {path.name for path in reached([app], src=tmp_path)} == {"__init__.py", "used.py"}
