@@ -48,7 +48,7 @@ format: venv ## Format and fix what ruff can
 	$(VENV)/bin/ruff check --fix src functions tests bench
 
 .PHONY: typecheck
-typecheck: venv ## mypy (strict) on the runtime library
+typecheck: venv ## mypy (strict) on the runtime library and the operator tools
 	$(VENV)/bin/mypy
 
 .PHONY: unit

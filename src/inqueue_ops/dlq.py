@@ -372,7 +372,7 @@ class DeadLetters:
             if not isinstance(envelope, str) or not envelope:
                 raise NotFoundError(
                     f"event {event_id!r} is {record.get('status', 'unknown')} but its envelope is not kept; "
-                    "pass it with --envelope FILE (see README, 'Dead letters')"
+                    "pass it with --envelope FILE (README: Operate it, Replay)"
                 )
             source = "from its status record"
         else:
