@@ -94,6 +94,9 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive: the worker reuses its connection
+            disable_nagle_algorithm = True  # or each answer waits ~40 ms for a delayed ACK
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 if length > MAX_BODY_BYTES:

@@ -63,6 +63,7 @@ class App:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive, as a real app server
+            disable_nagle_algorithm = True  # headers and body leave at once, as a real app server's do
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length") or 0))

@@ -354,9 +354,10 @@ def _rate(raw: Any) -> Rate | None:
     if isinstance(raw, int | float) and not isinstance(raw, bool):
         if not raw > 0:
             raise ValueError("rate must be above 0 deliveries a second")
-        limit, per = raw, 1.0
-        if isinstance(raw, float) and not raw.is_integer():
-            # "0.5" a second reads as one every 2 s.
+        if float(raw).is_integer():
+            limit, per = int(raw), 1.0
+        else:
+            # 0.5 a second reads as one every 2 s, 2.5 as one every 0.4 s.
             limit, per = 1, 1.0 / raw
     elif isinstance(raw, dict) and set(raw) <= {"limit", "per"} and "limit" in raw:
         limit, per = raw["limit"], raw.get("per", 1)

@@ -29,6 +29,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+# urllib3 ships in the layer with botocore, and the worker has loaded it for boto3 already.
+from urllib3 import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError, SSLError
+from urllib3.exceptions import TimeoutError as Urllib3Timeout
+from urllib3.util import Timeout
+
 from inqueue.destinations.config import Destination
 from inqueue.errors import PermanentError
 
@@ -224,10 +230,6 @@ class SafeHttp:
     def _send_to(
         self, address: str, destination: Destination, headers: Mapping[str, str], body: bytes, read_limit: int
     ) -> Answer:
-        from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError, SSLError
-        from urllib3.exceptions import TimeoutError as Urllib3Timeout
-        from urllib3.util import Timeout
-
         pool = self._pool(destination.scheme, address, destination.port, destination.host)
         where = f"destination {destination.name!r} ({destination.host} at {address})"
         started = self.clock()
@@ -293,8 +295,6 @@ class SafeHttp:
             return pool
 
     def _new_pool(self, scheme: str, address: str, port: int, host: str) -> Any:
-        from urllib3 import HTTPConnectionPool, HTTPSConnectionPool
-
         if scheme == "https":
             # Connect to the address; SNI and the certificate check use the URL's host name.
             return HTTPSConnectionPool(

@@ -13,8 +13,8 @@ theoretical arrival time). A delivery reserves a slot with one conditional Updat
 - full, ``tat > now + max_wait``: nothing is written; ``Deferred`` says when a slot can
   be had (``tat - max_wait - now``).
 
-Which write to try first is guessed from the last ``tat`` this container saw; a wrong
-guess costs a second write (the refused one returns the item through
+Which write to try first is guessed from the last ``tat`` this container saw and the
+write that worked last time; a wrong guess costs a second write (the refused one returns the item through
 ReturnValuesOnConditionCheckFailure, so there is never a read). ``tat`` only grows, so
 when the last one seen is already beyond the wait the deferral costs no write at all. A reserved slot that is
 not used (the worker crashed, the request failed) is lost: the rate is then lower, never
@@ -110,6 +110,7 @@ class DeliveryLimiter:
         self.random = random
         # The last tat seen per destination: which of the two writes to try first.
         self._tat: dict[str, Decimal] = {}
+        self._busy: dict[str, bool] = {}
 
     @property
     def client(self) -> Any:
@@ -174,7 +175,8 @@ class DeliveryLimiter:
         if seen > latest:
             # tat only ever grows, so the last one seen is a floor: full for sure, and free to say so.
             raise Deferred(max(float(seen - latest), 0.001), f"destination {name!r}: its rate has no free slot yet")
-        busy = seen > now
+        # Busy for sure when the last tat seen is ahead; else the regime that held last time probably still does.
+        busy = seen > now or self._busy.get(name, False)
         for _ in range(4):
             if busy:
                 reserved, tat = self._reserve_busy(name, now, latest, interval)
@@ -183,6 +185,7 @@ class DeliveryLimiter:
             self._tat[name] = tat if tat is not None else Decimal(0)
             if reserved:
                 assert tat is not None
+                self._busy[name] = busy
                 return float(tat - interval)
             if tat is not None and tat > latest:
                 raise Deferred(

@@ -70,6 +70,8 @@ def test_callbacks_are_per_source_with_a_catch_all() -> None:
     ("rate", "limit", "per", "interval"),
     [
         (2, 2, 1.0, 0.5),
+        (2.0, 2, 1.0, 0.5),
+        (2.5, 1, 0.4, 0.4),
         ({"limit": 120, "per": 60}, 120, 60.0, 0.5),
         ({"limit": 3}, 3, 1.0, 0.333334),  # rounded up: three never fit in less than a second
         (0.5, 1, 2.0, 2.0),

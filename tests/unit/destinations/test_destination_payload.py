@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 from email.utils import formatdate
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -229,3 +230,16 @@ def test_a_permanent_redirect_is_permanent_and_names_where_it_points(status: int
 )
 def test_retry_after_reads_delta_seconds_and_http_dates(value: str, seconds: float | None) -> None:
     assert retry_after_seconds(value, NOW) == seconds
+
+
+def test_the_readmes_byte_for_byte_example_is_what_is_sent() -> None:
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    section = readme[readme.index("A Bitrix24 deal event, byte") :]
+    example = section[section.index("```json\n") + 8 : section.index("\n```", section.index("```json\n"))]
+    sent = delivery_body(
+        envelope(
+            content_type="application/x-www-form-urlencoded",
+            body={"event": "ONCRMDEALADD", "data": {"FIELDS": {"ID": "42"}}},
+        )
+    )
+    assert example.encode() == sent
