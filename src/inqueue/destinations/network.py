@@ -261,7 +261,7 @@ class SafeHttp:
             data = response.read(read_limit + 1)
         except Urllib3Timeout:
             response.close()
-            raise DeliveryFailed(f"{where}: the answer stopped within {destination.timeout:g} s") from None
+            raise DeliveryFailed(f"{where}: the answer did not finish within {destination.timeout:g} s") from None
         except (HTTPError, OSError) as exc:
             response.close()
             raise DeliveryFailed(f"{where}: reading the answer failed ({_cause(exc)})") from None
