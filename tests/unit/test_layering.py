@@ -77,6 +77,11 @@ def test_importing_every_runtime_module_loads_none_of_them() -> None:
     assert result.stdout.strip() == ""
 
 
+# Shipped ahead of the code that runs it: the worker starts delivering to destinations with
+# issue 11's integration step. The test below fails once a function imports it: drop it from here then.
+AHEAD_OF_USE = {"destinations"}
+
+
 def test_every_runtime_module_is_one_the_functions_run() -> None:
     # GIVEN the three functions' code (ingress, worker with its processors, status)
     assert {path.parent.name for path in FUNCTIONS} == {"ingress", "worker", "status"}
@@ -85,7 +90,10 @@ def test_every_runtime_module_is_one_the_functions_run() -> None:
     run = {path.relative_to(RUNTIME) for path in reached(FUNCTIONS)}
 
     # THEN that is every module of it: nothing ships in the layer that Lambda never runs
-    assert run == {path.relative_to(RUNTIME) for path in RUNTIME.rglob("*.py")}
+    every = {path.relative_to(RUNTIME) for path in RUNTIME.rglob("*.py")}
+    ahead = {path for path in every if path.parts[0] in AHEAD_OF_USE}
+    assert run == every - ahead
+    assert not run & ahead, "a function runs it now: remove it from AHEAD_OF_USE"
 
 
 def test_a_module_no_function_imports_would_be_found(tmp_path: Path) -> None:
