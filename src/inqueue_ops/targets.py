@@ -70,7 +70,9 @@ def boto_client(service: str, targets: Targets) -> Any:
         options["config"] = Config(connect_timeout=2, read_timeout=30, retries={"mode": "standard", "max_attempts": 2})
     else:
         options["config"] = Config(retries={"mode": "standard", "max_attempts": 5})
-    return boto3.client(service, **options)  # type: ignore[call-overload]
+    # A session of its own: what the environment says now (credentials, profile), not what boto3's
+    # default session cached earlier in a long-lived process (a console, a test run).
+    return boto3.session.Session().client(service, **options)  # type: ignore[call-overload]
 
 
 def find_local_state(start: Path | None = None) -> Path:

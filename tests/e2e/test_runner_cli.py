@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -23,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = str(ROOT / "infra" / "template.yaml")
 
 pytestmark = [pytest.mark.e2e, pytest.mark.enable_socket]
+MAKE_ERROR = re.compile(r"^make(\[\d+\])?: \*\*\* ")  # make's own "Error N" line, also from a make inside make
 
 
 def free_port() -> int:
@@ -46,7 +48,7 @@ def make(*arguments: str) -> subprocess.CompletedProcess[str]:
 
 def our_line(stderr: str) -> str:
     """The program's own message: exactly one line before make's "Error N" line, and no traceback."""
-    lines = [line for line in stderr.splitlines() if not line.startswith("make: ***")]
+    lines = [line for line in stderr.splitlines() if not MAKE_ERROR.match(line)]
     assert "Traceback" not in stderr, stderr
     assert len(lines) == 1, stderr
     return lines[0]
