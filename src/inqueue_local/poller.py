@@ -185,9 +185,9 @@ class Poller:
         first = self._receive(size, long_poll)
         if not first:
             return []
-        total = self._add(batch, first, total)
+        total, full = self._add(batch, first, total)
         closes = self.clock.now() + window
-        while len(batch) < size and total < MAX_BATCH_BYTES:
+        while len(batch) < size and not full:
             remaining = closes - self.clock.now()
             if remaining <= 0:
                 break
@@ -195,22 +195,25 @@ class Poller:
             if not more:
                 self.clock.sleep(min(IDLE_STEP, remaining), self.stop)
                 continue
-            total = self._add(batch, more, total)
+            total, full = self._add(batch, more, total)
         return batch
 
-    def _add(self, batch: list[dict[str, Any]], messages: list[dict[str, Any]], total: int) -> int:
+    def _add(self, batch: list[dict[str, Any]], messages: list[dict[str, Any]], total: int) -> tuple[int, bool]:
+        """Add records while the event stays within 6 MB; True once one did not fit (the batch is full)."""
+        full = False
         for message in messages:
             record = to_record(message, self.queue, self.region)
             grown = total + _size(record)
-            if grown > MAX_BATCH_BYTES and batch:
+            if full or (grown > MAX_BATCH_BYTES and batch):
                 # Past 6 MB of event: give it back at once for the next batch.
                 self.sqs.change_message_visibility(
                     QueueUrl=self.queue.url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
                 )
+                full = True
                 continue
             batch.append(record)
             total = grown
-        return total
+        return total, full
 
     def poll_once(self, long_poll: int = 0) -> BatchResult | None:
         """One cycle; None when the poll was empty (nothing is invoked)."""

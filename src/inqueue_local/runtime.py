@@ -306,16 +306,20 @@ def _error_from(body: bytes, header_type: str | None) -> FunctionError:
 # ---------------------------------------------------------------- one execution environment
 
 
-def _memory_mb(pid: int, field_name: str) -> int | None:
-    """``VmRSS`` (now) or ``VmHWM`` (peak) of a process, in MB rounded up; None once it is gone."""
+def _memory_mb(pid: int) -> tuple[int, int] | None:
+    """(``VmRSS``, ``VmHWM``) of a process: resident memory now and at its peak, in MB rounded up."""
     try:
         text = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return None
+    found = {}
     for line in text.splitlines():
-        if line.startswith(field_name + ":"):
-            return math.ceil(int(line.split()[1]) / 1024)
-    return None
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            found[name] = math.ceil(int(value.split()[0]) / 1024)
+    if len(found) != 2:
+        return None  # a zombie has no memory lines
+    return found["VmRSS"], found["VmHWM"]
 
 
 def _exit_error(status: int | None) -> FunctionError:
@@ -342,6 +346,7 @@ class Environment:
         self.initialized = threading.Event()  # set at the first /next, or when the process ends first
         self.exited = threading.Event()
         self.exit_status: int | None = None
+        self.peak_mb: int | None = None
         self.invocations = 0
         self._handoff: queue.Queue[_Pending | None] = queue.Queue(maxsize=1)
         self._current: _Pending | None = None
@@ -410,8 +415,19 @@ class Environment:
         assert self.process is not None
         return self.process.pid
 
-    def memory(self, field_name: str = "VmHWM") -> int | None:
-        return None if self.process is None else _memory_mb(self.process.pid, field_name)
+    def memory(self) -> int | None:
+        """Resident memory now, in MB; also keeps the peak (``peak_mb``) while the process can be read."""
+        read = None if self.process is None else _memory_mb(self.process.pid)
+        if read is None:
+            return None
+        resident, peak = read
+        self.peak_mb = max(self.peak_mb or 0, peak)
+        return resident
+
+    def peak(self) -> int | None:
+        """The process's peak resident memory so far (what REPORT calls Max Memory Used)."""
+        self.memory()
+        return self.peak_mb
 
     # ------------------------------------------------------------ the Runtime API's side
     def next_invocation(self) -> _Pending | None:
@@ -463,7 +479,7 @@ class Environment:
                 break
             if self.exited.is_set():
                 return "exited"
-            resident = self.memory("VmRSS")
+            resident = self.memory()
             if resident is not None and resident > memory_limit:
                 return "memory"
         with self._lock:
@@ -626,7 +642,7 @@ class ProcessRuntime:
             error = environment.wait_initialized(INIT_SECONDS + self.spec.timeout)
             outcome = Invocation(
                 self.name, "", cold=True, error=error, status="error" if error else "success",
-                init_ms=environment.init_ms, memory_size=self.spec.memory_size, max_memory_mb=environment.memory(),
+                init_ms=environment.init_ms, memory_size=self.spec.memory_size, max_memory_mb=environment.peak(),
             )  # fmt: skip
             self._checkin(environment, keep=error is None)
         return outcome
@@ -661,7 +677,7 @@ class ProcessRuntime:
             invocation.init_ms = environment.init_ms
             if error is not None:
                 invocation.error, invocation.status = error, "error"
-                invocation.max_memory_mb = environment.memory()
+                invocation.max_memory_mb = environment.peak()
                 environment.kill()
                 self.log(self.name, invocation.report())
                 return False
@@ -670,7 +686,7 @@ class ProcessRuntime:
         started = pending.handed_at or time.perf_counter()
         ended = pending.finished_at or time.perf_counter()
         invocation.duration_ms = (ended - started) * 1000
-        invocation.max_memory_mb = environment.memory()
+        invocation.max_memory_mb = environment.peak()
         lines: list[str] = []
         keep = outcome == "done"
         if outcome == "timeout":

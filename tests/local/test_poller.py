@@ -76,6 +76,33 @@ def test_window_stops_early_when_the_batch_is_full(make_pipeline: MakePipeline, 
     assert clock.now() == started
 
 
+def test_the_6_mb_limit_is_on_the_invocation_payload_not_the_raw_bodies(
+    make_pipeline: MakePipeline, clock: FakeClock
+) -> None:
+    # GIVEN 20 messages of 200 KB of quotes: 4 MB of bodies, but each doubles when the event's JSON escapes it
+    pipeline = make_pipeline(BatchSize=100, Window=1)
+    body = '"' * 200_000
+    for _ in range(2):
+        send(pipeline, "Queue", *([body] * 10))
+
+    # WHEN one poll collects a batch
+    result = pipeline.pollers[WORKER].poll_once()
+
+    # THEN the batch stopped where the event would pass 6 MB (not where the bodies would), and the
+    # rest was given back at once for the next batch
+    assert result is not None
+    taken = len(result.records)
+    assert taken < 20
+    assert len(json.dumps({"Records": result.records}).encode()) <= 6 * 1024 * 1024
+    assert len(json.dumps({"Records": [*result.records, result.records[0]]}).encode()) > 6 * 1024 * 1024
+    assert sum(depth(pipeline, "Queue")) == 20 - taken
+    clock.advance(0.01)  # moto's "visible at once" is visible from the next instant
+    again = pipeline.pollers[WORKER].poll_once()
+    assert again is not None
+    assert taken + len(again.records) == 20
+    assert depth(pipeline, "Queue") == (0, 0)
+
+
 def test_an_empty_poll_invokes_nothing(make_pipeline: MakePipeline) -> None:
     pipeline = make_pipeline()
     assert pipeline.pollers[WORKER].poll_once() is None
