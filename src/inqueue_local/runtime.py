@@ -215,6 +215,9 @@ class _Pending:
 
 class _RuntimeApiHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body leave as separate writes: with Nagle's algorithm the body would wait for the
+    # client's delayed ACK (40 ms on Linux) on every invocation.
+    disable_nagle_algorithm = True
     server: _RuntimeApiServer
 
     def do_GET(self) -> None:
@@ -286,6 +289,11 @@ class _RuntimeApiServer(ThreadingHTTPServer):
     def address(self) -> str:
         host, port = self.server_address[:2]
         return f"{host}:{port}"
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A killed environment resets its connection: expected, not worth a traceback."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 def _error_from(body: bytes, header_type: str | None) -> FunctionError:
