@@ -165,6 +165,9 @@ def function_environment(
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_METRICS_DISABLED": "true",
         "POWERTOOLS_DEV": "false",
+        # Lambda has no ~/.aws: your profiles' settings (an endpoint, a CA bundle) must not reach a function.
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
     }
     variables = {name: resolve(value) for name, value in spec.environment.items()}
     return {
@@ -350,6 +353,7 @@ class Environment:
         self._reports: list[str] = []
         self._wake_read, self._wake_write = os.pipe()
         self._reader: threading.Thread | None = None
+        self._killed = False
 
     # ------------------------------------------------------------ process
     def start(self, environment: Mapping[str, str], python: str, python_path: str) -> None:
@@ -382,7 +386,11 @@ class Environment:
         self._reader.start()
 
     def kill(self) -> None:
-        """Stop the process at once (nothing more of the function runs), then the Runtime API."""
+        """Stop the process at once (nothing more of the function runs), then the Runtime API. Idempotent."""
+        with self._lock:
+            if self._killed:
+                return
+            self._killed = True
         process = self.process
         if process is not None and process.poll() is None:
             with contextlib.suppress(ProcessLookupError):

@@ -152,7 +152,10 @@ def test_a_function_sees_only_the_environment_lambda_gives_it(make_runtime, monk
         "LC_CTYPE",  # Python's own locale coercion, where en_US.UTF-8 is not installed
     }  # fmt: skip
     template = {"FROM_GLOBALS", "QUEUE_URL"}
-    local = set(DUMMY_CREDENTIALS) | {"POWERTOOLS_TRACE_DISABLED", "POWERTOOLS_METRICS_DISABLED", "POWERTOOLS_DEV"}
+    local = set(DUMMY_CREDENTIALS) | {
+        "POWERTOOLS_TRACE_DISABLED", "POWERTOOLS_METRICS_DISABLED", "POWERTOOLS_DEV", "AWS_CONFIG_FILE",
+        "AWS_SHARED_CREDENTIALS_FILE",
+    }  # fmt: skip
     assert set(seen["environ_names"]) <= lambdas | template | local
 
 
