@@ -62,6 +62,7 @@ class Runner:
     log: Log = field(default_factory=Log)
     services: list[Service] = field(default_factory=list)
     reload: bool = True
+    max_environments: int = 10  # per function, like an account's concurrency limit
     pipeline: Pipeline | None = None
     server: GatewayServer | None = None
     mappings: list[EventSourceMapping] = field(default_factory=list)
@@ -76,7 +77,7 @@ class Runner:
                 extra.setdefault(function, {}).update(variables)
         self.pipeline = Pipeline(
             self.template, self.backend, SystemClock(), log=self.log, config_dir=self.config_dir,
-            extra_environment=extra,
+            extra_environment=extra, max_environments=self.max_environments,
         )  # fmt: skip
         self.pipeline.start()
         self.pipeline.warm_up()
