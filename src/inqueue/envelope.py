@@ -24,11 +24,18 @@ The worker fetches it before any processor runs, so processors never see the
 difference. The version goes up only for those envelopes so that a reader that
 predates claim checks refuses them (the message is retried) instead of processing a
 null body; inline envelopes are byte-for-byte what they were.
+
+Every envelope is strict JSON (RFC 8259) in UTF-8: the ingress parses bodies strictly
+(``inqueue.forms``) and checks the fields it takes from the request against the limits
+below (``limit_violation``) before anything is written. ``type`` and ``correlation_id``
+are also message attributes and status-record fields, so their caps keep both far
+from SQS's and DynamoDB's limits whatever a sender puts in a header.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from datetime import UTC, datetime
@@ -39,6 +46,14 @@ from inqueue.errors import EnvelopeError
 ENVELOPE_VERSION = 1
 CLAIM_CHECK_VERSION = 2
 _READABLE_VERSIONS = (ENVELOPE_VERSION, CLAIM_CHECK_VERSION)
+
+# Limits on what the ingress takes from a request besides the body, in UTF-8 bytes; no
+# sender we know comes near them (the longest real event types are under 64 characters).
+MAX_TYPE_BYTES = 256
+MAX_DELIVERY_ID_BYTES = 512
+MAX_CORRELATION_ID_BYTES = 128
+MAX_HEADER_VALUE_BYTES = 4096
+MAX_META_VALUE_BYTES = 1024
 
 # A fixed namespace so that the same (source, delivery id) always maps to the same event id.
 _EVENT_ID_NAMESPACE = uuid.UUID("6f1d6c62-5a43-4c1e-9f0b-8d2b7b1f0a11")
@@ -76,7 +91,34 @@ class Envelope:
         data = {name: getattr(self, name) for name in _FIELDS}
         if data["body_ref"] is None:
             del data["body_ref"]
-        return json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=_nested_dataclass)
+        return json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=_nested_dataclass)
+
+    def limit_violation(self) -> str | None:
+        """Why this envelope's request-derived fields cannot be queued, or None when they can.
+
+        Each is valid text (no lone surrogates) within its cap; meta values are JSON scalars.
+        """
+        checks = [
+            ("the event type", self.type, MAX_TYPE_BYTES),
+            ("the delivery id", self.delivery_id or "", MAX_DELIVERY_ID_BYTES),
+            ("the correlation id", self.correlation_id, MAX_CORRELATION_ID_BYTES),
+        ]
+        checks.extend((f"the {name} header", value, MAX_HEADER_VALUE_BYTES) for name, value in self.headers.items())
+        for key, value in self.meta.items():
+            if isinstance(value, str):
+                checks.append((f"meta {key!r}", value, MAX_META_VALUE_BYTES))
+            elif not (
+                value is None or isinstance(value, bool | int) or (isinstance(value, float) and math.isfinite(value))
+            ):
+                return f"meta {key!r} is not a JSON scalar"
+        for what, text, limit in checks:
+            try:
+                size = len(text.encode("utf-8"))
+            except UnicodeEncodeError:
+                return f"{what} is not valid text (it holds a lone surrogate)"
+            if size > limit:
+                return f"{what} is {size} bytes; at most {limit} are accepted"
+        return None
 
     def message_attributes(self) -> dict[str, dict[str, str]]:
         return {
