@@ -62,7 +62,10 @@ _EVENT_ID_NAMESPACE = uuid.UUID("6f1d6c62-5a43-4c1e-9f0b-8d2b7b1f0a11")
 def event_id_for(source: str, delivery_id: str | None) -> str:
     """A stable event id for a sender's delivery, or a fresh one when the sender gives none."""
     if delivery_id:
-        return str(uuid.uuid5(_EVENT_ID_NAMESPACE, f"{source}\x00{delivery_id}"))
+        # surrogatepass: the same bytes as UTF-8 for any valid id; one that is not valid text is refused
+        # later (limit_violation), with a 400, rather than failing here.
+        name = f"{source}\x00{delivery_id}".encode("utf-8", "surrogatepass")
+        return str(uuid.uuid5(_EVENT_ID_NAMESPACE, name))
     return str(uuid.uuid4())
 
 

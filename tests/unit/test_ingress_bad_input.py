@@ -309,3 +309,10 @@ def test_base64_of_invalid_utf8_is_still_verified_over_the_raw_bytes(
     assert event["body"] == base64.b64encode(raw).decode()
 
     assert refused(ingress, event, sqs, queue_url)["code"] == "malformed_body"
+
+
+def test_a_delivery_id_that_is_not_text_is_a_400(ingress: Ingress, sqs: Any, queue_url: str) -> None:
+    error = refused(ingress, http_event(headers={"idempotency-key": "d-\ud800"}), sqs, queue_url)
+
+    assert error["code"] == "invalid_metadata"
+    assert "delivery id is not valid text" in error["message"]
