@@ -851,10 +851,8 @@ class HttpLane(_Lane):
             self.template, backend, SystemClock(), log=Log(write=lambda line: print(line, file=log)),
             config_dir=self.workdir / "config",
         )  # fmt: skip
-        try:
-            pipeline.start(prefix_output=False)  # no process-wide stdout wrapper: the fuzz redirects fd 1 itself
-        except TypeError:
-            pipeline.start()  # a runner whose functions are processes has no such wrapper to turn off
+        pipeline.start()
+        self._stack.callback(pipeline.close)  # the functions' environments (processes), before the backend
         assert pipeline.gateway is not None
         server = GatewayServer(
             pipeline.gateway, port=0, max_body=HTTP_MAX_BODY, read_timeout=1.0, request_timeout=4.0, idle_timeout=1.0
