@@ -223,7 +223,9 @@ class StatusStore:
         received = {"L": [_entry(QUEUED, envelope.received_at)]}
         update.expression("#history = list_append(if_not_exists(#history, :received), :entry)", "history")
         update.values.update({":received": received, ":entry": {"L": [entry]}})
-        update.remove("next_try_at", "reason", "completed_at", "result", "result_omitted")
+        update.remove("next_try_at", "reason")
+        if bypass:  # the completed state goes; otherwise it is absent, or stale in an expired item (see retrying)
+            update.remove(*_OLD_RESULT)
         condition = (
             "attribute_not_exists(#id) OR #expires_at < :now_s"
             " OR ((:bypass = :true OR attribute_not_exists(#completed_at))"
@@ -323,7 +325,8 @@ class StatusStore:
         update.history(
             claim, _entry(RETRYING, isoformat_ms(now), attempt=claim.attempt, error=last_error, next_try_at=due)
         )
-        update.remove("lock_expires_at", "lock_id")
+        # A claim of an expired item (not yet deleted by TTL) leaves its old result: this attempt's failure ends it.
+        update.remove("lock_expires_at", "lock_id", *_OLD_RESULT)
         return self._write(self.client.update_item, **update.request(self.table_name, claim.event_id, _OWN_LOCK, claim))
 
     def dead(
@@ -348,7 +351,7 @@ class StatusStore:
         update.history(claim, _entry(DEAD, isoformat_ms(now), attempt=attempts, error=error, reason=reason))
         update.remove("next_try_at")
         if claim is not None:
-            update.remove("lock_expires_at", "lock_id")
+            update.remove("lock_expires_at", "lock_id", *_OLD_RESULT)
             return self._write(self.client.update_item, **update.request(self.table_name, event_id, _OWN_LOCK, claim))
         return self._write(self.client.update_item, **update.request(self.table_name, event_id, _NOT_COMPLETED))
 
@@ -421,6 +424,8 @@ class StatusStore:
         return True
 
 
+# What a claim of an expired item leaves for the attempt's own failure to remove (a claim stays small).
+_OLD_RESULT = ("completed_at", "result", "result_omitted")
 # Conditions of the writes that follow a claim or stand alone.
 _OWN_LOCK = "#lock_id = :token"
 _NOT_COMPLETED = "attribute_not_exists(#completed_at)"

@@ -264,7 +264,11 @@ def test_an_item_past_its_expiry_that_ttl_has_not_deleted_is_claimed_as_new(stor
     clock.now = T0 + 3601  # past expires_at; DynamoDB's TTL deletes within days, not at once
     again = claim(store, token="req-2/m2")
 
+    # AND when that new attempt fails, the old life's result is gone: the next delivery runs, not a duplicate
     assert again.taken
+    store.retrying(again, error="boom")
+    assert not {"completed_at", "result"} & set(record(store))
+    assert claim(store, token="req-3/m3").taken
 
 
 def test_a_redrive_puts_the_event_back_to_queued_and_keeps_a_completed_result(store: StatusStore) -> None:
