@@ -39,13 +39,13 @@ test: lint typecheck lint-template unit build-check localstack-test ## Every che
 
 .PHONY: lint
 lint: venv ## ruff
-	$(VENV)/bin/ruff check src functions tests bench
-	$(VENV)/bin/ruff format --check src functions tests bench
+	$(VENV)/bin/ruff check src functions tests bench examples
+	$(VENV)/bin/ruff format --check src functions tests bench examples
 
 .PHONY: format
 format: venv ## Format and fix what ruff can
-	$(VENV)/bin/ruff format src functions tests bench
-	$(VENV)/bin/ruff check --fix src functions tests bench
+	$(VENV)/bin/ruff format src functions tests bench examples
+	$(VENV)/bin/ruff check --fix src functions tests bench examples
 
 .PHONY: typecheck
 typecheck: venv ## mypy (strict) on the runtime library

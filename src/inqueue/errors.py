@@ -78,6 +78,19 @@ class RetryLater(Exception):
         self.seconds = max(0.0, float(seconds))
 
 
+class Deferred(Exception):
+    """Not an attempt: a destination's delivery rate or concurrency has no slot free; come back in ``seconds``.
+
+    Raised by ``inqueue.destinations`` before anything is sent. Unlike ``RetryLater`` (the
+    destination answered and said when to come back), a deferral must not count towards
+    the event's attempts, and an event is never dead-lettered because it was deferred.
+    """
+
+    def __init__(self, seconds: float, message: str = ""):
+        super().__init__(message or f"deferred {seconds:g} s by the delivery limit")
+        self.seconds = max(0.0, float(seconds))
+
+
 class PermanentError(Exception):
     """Raise from a processor when this event can never succeed: a bad payload, an unknown entity.
 

@@ -11,6 +11,9 @@ Options::
 ``webhook-id`` is the delivery id; the type is the body's ``type`` field (the
 specification's payload shape). Svix's ``svix-*`` header names are read as well.
 Asymmetric ``v1a`` signatures are not supported: they are ignored, so such a request is 401.
+
+``signed_content`` and ``sign`` are the one Standard Webhooks mechanism in Inqueue: this
+verifier checks with them and ``inqueue.destinations`` signs its deliveries with them.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from inqueue.sources.signing import (
     DEFAULT_TOLERANCE,
     check_timestamp,
     from_base64,
+    hmac_digest,
     parse_timestamp,
     require_header,
     require_hmac,
@@ -45,6 +49,19 @@ def decode_key(secret: str) -> bytes:
     if not key:
         raise SecretError("the secret for this source is malformed: not whsec_<base64>")
     return key
+
+
+def signed_content(message_id: str, timestamp: int, body: bytes) -> bytes:
+    """The bytes a ``v1`` signature covers: ``{webhook-id}.{webhook-timestamp}.{body}``."""
+    return f"{message_id}.{timestamp}.".encode("utf-8", "surrogatepass") + body
+
+
+def sign(secrets: tuple[str, ...] | list[str], message_id: str, timestamp: int, body: bytes) -> str:
+    """The ``webhook-signature`` value: ``v1,<base64>`` per secret, space-separated (several while one rotates)."""
+    content = signed_content(message_id, timestamp, body)
+    return " ".join(
+        "v1," + base64.b64encode(hmac_digest(decode_key(secret), content)).decode("ascii") for secret in secrets
+    )
 
 
 def _header(request: Request, name: str) -> str:
@@ -71,7 +88,7 @@ class StandardWebhooksVerifier:
                 proofs.append(from_base64(signature))
         if not any(proofs):
             raise Unauthorized("the webhook-signature header has no v1 signature", code="missing_signature")
-        message = f"{message_id}.{timestamp}.".encode("utf-8", "surrogatepass") + request.body
+        message = signed_content(message_id, timestamp, request.body)
         require_hmac([decode_key(secret) for secret in self.deps.secrets.get(self.secret)], message, proofs)
         check_timestamp(timestamp, self.deps.clock(), self.tolerance)
 
