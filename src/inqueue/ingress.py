@@ -22,6 +22,8 @@ from inqueue.sources import KEEP_BODY, ConfigError, KindDeps, Sources, parse_con
 if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor
 
+    from mypy_boto3_sqs.client import SQSClient
+
     from inqueue.claimcheck import ClaimCheck
     from inqueue.status import StatusStore
 
@@ -34,7 +36,7 @@ class Ingress:
     def __init__(
         self,
         settings: IngressSettings,
-        sqs: Any,
+        sqs: SQSClient,
         sources: Sources,
         clock: Callable[[], float] = time.time,
         *,
