@@ -1,5 +1,5 @@
 """A batch at a time: claim every record in one concurrent round, run the processors one after another,
-then complete the batch in one more round (two when something failed).
+store each success as its processor returns, and settle the failures with SQS's batch calls.
 
 Rounds, for a batch of n records (each round's calls run concurrently, at most
 ``INQUEUE_CALLS_IN_FLIGHT`` at once, so a batch larger than that takes ceil(n / it)
@@ -10,12 +10,14 @@ waves per round):
    a body kept in the payload bucket is fetched right after its claim.
 2. the processors, one record after another (user code needs no thread safety), inside
    Powertools' ``BatchProcessor`` / ``SqsFifoPartialProcessor(skip_group_on_error=True)``,
-   which builds ``batchItemFailures``; each record's outcome is decided by ``classify``.
-3. complete: successes stored (UpdateItem), claims of FIFO records skipped after their
-   group's first failure released, failures' visibility set in ChangeMessageVisibilityBatch
-   calls, permanent failures sent with SendMessageBatch to the dead-letter queue.
-4. only when something failed: each failure's claim released (``retrying`` with the
-   time its visibility change set, or ``dead``), once round 3 says what SQS accepted.
+   which builds ``batchItemFailures``; each record's outcome is decided by ``classify``,
+   and a success's completion (UpdateItem) starts the moment its processor returns.
+3. the successes' completions are awaited, while failures' visibility goes in
+   ChangeMessageVisibilityBatch calls, permanent failures in SendMessageBatch calls to the
+   dead-letter queue, and the claims of FIFO records skipped after their group's failure
+   are released.
+4. only when something failed: each failure's claim released (``retrying`` with the time
+   its visibility change set, or ``dead``), once round 3 says what SQS accepted.
 
 A batch of 10 that all succeed costs 2 sequential round trips and 2 DynamoDB writes per
 event; with failures, 3. The ``Worker`` keeps one thread pool and one client per service
@@ -406,7 +408,7 @@ class Worker:
             return
         claim = record.claimed
         if outcome.kind is Kind.SUCCEEDED and claim is not None:
-            call = partial(store.succeeded, claim.event_id, outcome.result, claim=claim, envelope=record.envelope)
+            call = partial(store.succeeded, claim.event_id, outcome.result, claim=claim)
         elif outcome.kind is Kind.DUPLICATE and record.claim is not None and record.claim.previous_status != SUCCEEDED:
             call = partial(store.duplicate, record.claim)  # a redrive or replay had moved its status
         else:
