@@ -17,21 +17,15 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from inqueue_local.clock import Clock
-from inqueue_local.functions import Invocation
+from inqueue_local.runtime import Invocation, Runtime
 from inqueue_local.template import HttpRoute
 
 INTERNAL_ERROR = b'{"message":"Internal Server Error"}'
 NOT_FOUND = b'{"message":"Not Found"}'
-
-
-class Invocable(Protocol):
-    name: str
-
-    def invoke(self, event: Any) -> Invocation: ...
 
 
 @dataclass
@@ -50,14 +44,14 @@ class Response:
 @dataclass(frozen=True)
 class _CompiledRoute:
     route: HttpRoute
-    function: Invocable
+    function: Runtime
     pattern: re.Pattern[str] | None
     params: tuple[str, ...]
     greedy: bool
     literal_length: int
 
 
-def _compile(route: HttpRoute, function: Invocable) -> _CompiledRoute:
+def _compile(route: HttpRoute, function: Runtime) -> _CompiledRoute:
     if route.path == "$default":
         return _CompiledRoute(route, function, None, (), True, -1)
     params: list[str] = []
@@ -147,12 +141,30 @@ def build_event(  # noqa: PLR0917 - the request's parts, as the transport hands 
     if path_parameters:
         event["pathParameters"] = dict(path_parameters)
     if body:
-        try:
-            event["body"] = body.decode("utf-8")
-        except UnicodeDecodeError:
+        text = _as_text(body) if delivers_as_text(joined.get("content-type")) else None
+        if text is None:
             event["body"] = base64.b64encode(body).decode("ascii")
             event["isBase64Encoded"] = True
+        else:
+            event["body"] = text
     return event
+
+
+# HTTP APIs pass a body as a string only for these media types; anything else, a missing
+# content type and application/x-www-form-urlencoded included, arrives base64-encoded.
+TEXT_MEDIA_TYPES = frozenset({"application/json", "application/xml", "application/javascript"})
+
+
+def delivers_as_text(content_type: str | None) -> bool:
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    return media.startswith("text/") or media in TEXT_MEDIA_TYPES
+
+
+def _as_text(body: bytes) -> str | None:
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 def map_response(invocation: Invocation, request_id_: str) -> Response:
@@ -192,7 +204,7 @@ class Gateway:
 
     def __init__(
         self,
-        routes: Iterable[tuple[HttpRoute, Invocable]],
+        routes: Iterable[tuple[HttpRoute, Runtime]],
         clock: Clock,
         *,
         account_id: str = "123456789012",

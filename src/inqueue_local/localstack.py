@@ -60,7 +60,8 @@ VENV = PROJECT / ".tools" / "localstack"
 STATE = PROJECT / ".local" / "localstack"
 # Python 3.13 works (checked); 3.12 is LocalStack's own and the fallback.
 PYTHONS = ("python3.13", "~/.pyenv/versions/3.13.0/bin/python", "python3.12", "~/.pyenv/versions/3.12.1/bin/python")
-SERVICES = ("sqs", "s3", "ssm", "secretsmanager", "sts")
+# events: its TestEventPattern is the second event-pattern engine the FilterCriteria conformance rows check.
+SERVICES = ("sqs", "s3", "ssm", "secretsmanager", "sts", "events")
 START_SECONDS = 90.0
 STOP_SECONDS = 10.0
 INSTALL_SECONDS = 900.0

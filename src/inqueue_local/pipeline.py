@@ -1,8 +1,13 @@
 """The pipeline assembled from the template: data plane, functions, gateway, pollers.
 
-``Pipeline`` has no threads and no sockets of its own: tests build one over moto's
-in-process mock and a ``FakeClock`` and call ``gateway.handle`` and ``pollers[...].poll_once``
-directly. ``runner.py`` adds the HTTP server and poller threads for ``make run``.
+``Pipeline`` has no threads of its own: tests build one over moto's in-process mock and a
+``FakeClock`` and call ``gateway.handle`` and ``pollers[...].poll_once`` directly.
+``runner.py`` adds the HTTP server and poller threads for ``make run``.
+
+Each function is a ``Runtime`` made by ``runtime`` (the factory): ``ProcessRuntime`` by
+default, a child process per execution environment; the stepped-clock tests and the soak
+pass ``InProcessRuntime``. ``extra_environment`` adds variables to functions' environments
+(by logical id, ``"*"`` for all), for services the runner starts beside the pipeline.
 """
 
 from __future__ import annotations
@@ -11,26 +16,26 @@ import json
 import sys
 import threading
 import time
-import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from inqueue_local.backends import Backend
 from inqueue_local.clock import Clock
-from inqueue_local.functions import (
-    Function,
-    format_line,
-    function_environment,
-    install_layered_environ,
-    install_namespaced_imports,
-    install_prefixed_output,
-)
 from inqueue_local.gateway import Gateway
 from inqueue_local.poller import DEFAULT_POLLERS, DeadLetterWatch, Poller, QueueInfo
 from inqueue_local.provision import Refs, load_local_secrets, provision, seed_secrets
+from inqueue_local.runtime import ProcessRuntime, Runtime, function_environment
 from inqueue_local.template import SqsSource, Template, TemplateError
+
+NAME_WIDTH = 16
+RuntimeFactory = Callable[..., Runtime]
+
+
+def format_line(name: str, message: str) -> str:
+    """The runner's one line format: time, who (a function name, ``sqs``, ``runner``), what."""
+    return f"{time.strftime('%H:%M:%S')} {name:<{NAME_WIDTH}} | {message}"
 
 
 class Log:
@@ -50,9 +55,8 @@ class Log:
             if self._write is not None:
                 self._write(line)
             else:
-                out = getattr(sys.stdout, "target", sys.stdout)  # past the function prefixer
-                out.write(line + "\n")
-                out.flush()
+                sys.stdout.write(line + "\n")
+                sys.stdout.flush()
 
 
 @dataclass
@@ -62,22 +66,18 @@ class Pipeline:
     clock: Clock
     log: Log = field(default_factory=Log)
     config_dir: Path | None = None
-    max_containers: int = 10
+    max_environments: int = 10
+    runtime: RuntimeFactory = ProcessRuntime
+    extra_environment: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     refs: Refs = field(default_factory=dict)
-    functions: dict[str, Function] = field(default_factory=dict)
+    functions: dict[str, Runtime] = field(default_factory=dict)
     queues: dict[str, QueueInfo] = field(default_factory=dict)
     pollers: dict[str, Poller] = field(default_factory=dict)
     gateway: Gateway | None = None
     warnings: list[str] = field(default_factory=list)
     secrets: dict[str, Any] = field(default_factory=dict)
 
-    def start(self, *, prefix_output: bool = True) -> Pipeline:
-        # Metrics are disabled locally (no CloudWatch); Powertools still warns once per container.
-        warnings.filterwarnings("ignore", message="No application metrics to publish")
-        install_layered_environ()
-        install_namespaced_imports()
-        if prefix_output:
-            install_prefixed_output()
+    def start(self) -> Pipeline:
         self.template.account_id = self.backend.account_id
         self.template.region = self.backend.region
         self.refs = provision(self.template, self.backend, lambda line: self.log("runner", f"created {line}"))
@@ -93,9 +93,11 @@ class Pipeline:
         backend_env = self.backend.function_environment()
         for name, spec in specs.items():
             env = function_environment(spec, lambda value: self.template.resolve(value, self.refs), backend_env)
-            self.functions[name] = Function(
-                spec, env, self.clock, region=self.backend.region, account_id=self.backend.account_id,
-                max_containers=self.max_containers,
+            env.update(self.extra_environment.get("*", {}))
+            env.update(self.extra_environment.get(name, {}))
+            self.functions[name] = self.runtime(
+                spec, env, clock=self.clock, region=self.backend.region, account_id=self.backend.account_id,
+                max_environments=self.max_environments, log=self.log,
             )  # fmt: skip
         routes = self.template.http_routes()
         self.gateway = Gateway(
@@ -105,6 +107,11 @@ class Pipeline:
         for source in sources:
             self.pollers[f"{source.function}.{source.event_name}"] = self.make_poller(source)
         return self
+
+    def close(self) -> None:
+        """Stop every function's execution environments."""
+        for function in self.functions.values():
+            function.close()
 
     def make_poller(self, source: SqsSource, stop: threading.Event | None = None) -> Poller:
         return Poller(
@@ -146,13 +153,28 @@ class Pipeline:
             self.log(source.function, f"event {source.event_name}: Enabled is false, not polling {source.queue}")
 
     def warm_up(self) -> None:
-        for function in self.functions.values():
-            started = time.perf_counter()
-            function.warm_up()
-            self.log(
-                function.name,
-                f"cold start: imported {function.spec.handler} in {(time.perf_counter() - started) * 1000:.0f} ms",
-            )
+        """One execution environment per function, initialized in parallel, so a broken function shows at start."""
+        outcomes: dict[str, Any] = {}
+
+        def start(name: str, function: Runtime) -> None:
+            outcomes[name] = function.warm_up()
+
+        threads = [threading.Thread(target=start, args=item, daemon=True) for item in self.functions.items()]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for name, outcome in outcomes.items():
+            init = f"{outcome.init_ms:.0f} ms" if outcome.init_ms is not None else "?"
+            if outcome.failed:
+                self.log(
+                    name,
+                    f"init failed after {init}: {outcome.describe_error()}; every invocation retries the init "
+                    "(edits under functions/ and src/inqueue/ are picked up)",
+                )
+            else:
+                memory = f", {outcome.max_memory_mb} MB" if outcome.max_memory_mb is not None else ""
+                self.log(name, f"cold start: {self.functions[name].spec.handler} initialized in {init}{memory}")
 
 
 def _queue_info(logical_id: str, refs: dict[str, Any]) -> QueueInfo:

@@ -2,8 +2,8 @@
 
 ``Poller.poll_once()`` is one full cycle and is what tests drive, with no threads:
 collect a batch (BatchSize, batching window, 6 MB), drop what ``FilterCriteria`` rejects,
-invoke, and apply the outcome (``decide``). ``Mapping`` runs ``MaximumConcurrency``
-pollers in threads for ``make run``. Visibility, receive counts and dead-lettering are
+invoke, and apply the outcome (``decide``). ``EventSourceMapping`` runs
+``MaximumConcurrency`` pollers in threads for ``make run``. Visibility, receive counts and dead-lettering are
 the queue's own (SQS moves a message to the DLQ at receive time); the runner only
 reports them.
 """
@@ -15,22 +15,18 @@ import json
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from inqueue_local.clock import Clock
 from inqueue_local.filters import matches_any
-from inqueue_local.functions import Invocation
+from inqueue_local.runtime import MAX_PAYLOAD, Invocation, Runtime
 from inqueue_local.template import SqsSource
 
-MAX_BATCH_BYTES = 6 * 1024 * 1024
+# The batch is cut where the invocation payload (the event's JSON, not the raw bodies) would pass 6 MB.
+MAX_BATCH_BYTES = MAX_PAYLOAD
+_EVENT_OVERHEAD = len('{"Records": []}')
 DEFAULT_POLLERS = 5  # what Lambda starts with when no MaximumConcurrency is set
 IDLE_STEP = 0.05  # how often a batching window looks again while it waits
-
-
-class Invocable(Protocol):
-    name: str
-
-    def invoke(self, event: Any) -> Invocation: ...
 
 
 @dataclass(frozen=True)
@@ -141,9 +137,9 @@ def _message_attribute(value: dict[str, Any]) -> dict[str, Any]:
     return converted
 
 
-def _size(message: dict[str, Any]) -> int:
-    attributes = message.get("MessageAttributes") or {}
-    return len(message.get("Body", "").encode()) + len(json.dumps(attributes, default=str))
+def _size(record: dict[str, Any]) -> int:
+    """What one record adds to the invocation payload: its JSON, as ``json.dumps`` of the event writes it."""
+    return len(json.dumps(record).encode()) + len(", ")
 
 
 class Poller:
@@ -152,7 +148,7 @@ class Poller:
     def __init__(
         self,
         source: SqsSource,
-        function: Invocable,
+        function: Runtime,
         sqs: Any,
         queue: QueueInfo,
         clock: Clock,
@@ -181,15 +177,17 @@ class Poller:
         return list(response.get("Messages", []))
 
     def collect(self, long_poll: int = 0) -> list[dict[str, Any]]:
-        """Receive up to BatchSize messages: at once with window 0, else until the window closes."""
+        """Receive up to BatchSize messages as event records: at once with window 0, else until the window closes."""
         size = self.source.batch_size
         window = self.source.batching_window
-        batch = self._receive(size, long_poll)
-        if not batch:
+        batch: list[dict[str, Any]] = []
+        total = _EVENT_OVERHEAD
+        first = self._receive(size, long_poll)
+        if not first:
             return []
-        total = sum(_size(m) for m in batch)
+        total, full = self._add(batch, first, total)
         closes = self.clock.now() + window
-        while len(batch) < size and total < MAX_BATCH_BYTES:
+        while len(batch) < size and not full:
             remaining = closes - self.clock.now()
             if remaining <= 0:
                 break
@@ -197,25 +195,33 @@ class Poller:
             if not more:
                 self.clock.sleep(min(IDLE_STEP, remaining), self.stop)
                 continue
-            for message in more:
-                if total + _size(message) > MAX_BATCH_BYTES:
-                    # Over 6 MB: give it back at once for the next batch.
-                    self.sqs.change_message_visibility(
-                        QueueUrl=self.queue.url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
-                    )
-                    continue
-                batch.append(message)
-                total += _size(message)
+            total, full = self._add(batch, more, total)
         return batch
+
+    def _add(self, batch: list[dict[str, Any]], messages: list[dict[str, Any]], total: int) -> tuple[int, bool]:
+        """Add records while the event stays within 6 MB; True once one did not fit (the batch is full)."""
+        full = False
+        for message in messages:
+            record = to_record(message, self.queue, self.region)
+            grown = total + _size(record)
+            if full or (grown > MAX_BATCH_BYTES and batch):
+                # Past 6 MB of event: give it back at once for the next batch.
+                self.sqs.change_message_visibility(
+                    QueueUrl=self.queue.url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+                )
+                full = True
+                continue
+            batch.append(record)
+            total = grown
+        return total, full
 
     def poll_once(self, long_poll: int = 0) -> BatchResult | None:
         """One cycle; None when the poll was empty (nothing is invoked)."""
         if not self.source.enabled:
             return None
-        messages = self.collect(long_poll)
-        if not messages:
+        records = self.collect(long_poll)
+        if not records:
             return None
-        records = [to_record(m, self.queue, self.region) for m in messages]
         passing = [r for r in records if matches_any(self.source.filters, r)]
         result = BatchResult(records=passing, filtered=len(records) - len(passing))
         if result.filtered:
@@ -309,7 +315,7 @@ class DeadLetterWatch:
         return depth
 
 
-class Mapping:
+class EventSourceMapping:
     """A mapping's pollers in threads, for ``make run``: stop() lets every in-flight batch finish."""
 
     def __init__(self, make_poller: Callable[[threading.Event], Poller], pollers: int):

@@ -18,14 +18,16 @@ Faults, decided from one seed so a run can be repeated:
 * 5% of events are posted twice by the sender (the same signed request, same delivery id);
 * the queue is unreachable for a window of the sending phase (the ingress answers 503).
 
-It runs on the local runner's in-process pipeline (``inqueue_local.pipeline``): the
-template's resources provisioned on moto's in-process AWS, the real functions invoked
-through the runner's API Gateway emulation and SQS poller, the runner's Lambda timeout
-emulation. Time is one stepped clock (freezegun, handed to the runner as its clock), so
-moto's visibility timeouts, the worker's backoff and Lambda deadlines pass in simulated
-time. A hang is the processor moving that clock past the function's ``Timeout`` and
-raising a BaseException, so nothing after it in the invocation runs, as when Lambda
-kills the runtime; the runner then discards the container and deletes nothing.
+It runs on the local runner's pipeline (``inqueue_local.pipeline``): the template's
+resources provisioned on moto's in-process AWS, the real functions invoked through the
+runner's API Gateway emulation and SQS poller. Time is one stepped clock (freezegun,
+handed to the runner as its clock), so moto's visibility timeouts, the worker's backoff
+and Lambda deadlines pass in simulated time; that is why the functions run in this
+process (``inprocess.InProcessRuntime``, the runtime for stepped-clock runs) and not in
+child processes as under ``make run``. A hang is the processor moving that clock past the
+function's ``Timeout`` and raising a BaseException, so nothing after it in the invocation
+runs, as when Lambda kills the runtime; the runtime then discards the environment, the
+invocation times out, and the poller deletes nothing.
 """
 
 from __future__ import annotations
@@ -449,12 +451,15 @@ class Rig:
 
     def __init__(self, template: Any, clock: FrozenClock):
         from inqueue_local.backends import InProcess
+        from inqueue_local.inprocess import InProcessRuntime
         from inqueue_local.pipeline import Log, Pipeline
 
         self.clock = clock
         self.backend = InProcess(region=REGION)
-        self.runner = Pipeline(template, self.backend, clock, log=Log(write=lambda _line: None))
-        self.runner.start(prefix_output=False)
+        self.runner = Pipeline(
+            template, self.backend, clock, log=Log(write=lambda _line: None), runtime=InProcessRuntime
+        )
+        self.runner.start()
         refs = self.runner.refs
         self.sqs = self.backend.client("sqs")
         self.queue_url = refs["EventsQueue"]["QueueUrl"]
@@ -486,26 +491,15 @@ class Rig:
 
     @staticmethod
     def _register_processor(worker: Any) -> None:
-        """Every worker container (a timed-out one is replaced, as Lambda does) gets the soak's processor."""
-        cold_start = worker._cold_start
-
-        def cold_start_with_soak() -> Any:
-            container = cold_start()
-            container.namespace.modules["processors"].router.on(SOURCE)(_soak_processor)
-            return container
-
-        worker._cold_start = cold_start_with_soak
+        """Every worker environment (a timed-out one is replaced, as Lambda does) gets the soak's processor."""
+        worker.on_cold_start.append(lambda modules: modules["processors"].router.on(SOURCE)(_soak_processor))
 
     def post(self, body: bytes, headers: dict[str, str]) -> tuple[int, Any]:
         response = self.gateway.handle("POST", f"/hooks/{SOURCE}", list(headers.items()), body)
         return response.status, response.json()
 
     def poll_once(self) -> bool:
-        try:
-            return self.poller.poll_once() is not None
-        except SimulatedTimeout:
-            # The runner discarded the container (Lambda restarts the runtime) and deleted nothing.
-            return True
+        return self.poller.poll_once() is not None
 
     def poll_until_empty(self, limit: int = 100_000) -> None:
         for _ in range(limit):

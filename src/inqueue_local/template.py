@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+from inqueue_local.filters import FilterCriteriaError, FilterPattern, parse_filter_criteria
+
 DATA_PLANE_TYPES = {
     "AWS::SQS::Queue",
     "AWS::DynamoDB::Table",
@@ -92,7 +94,7 @@ class SqsSource:
     batching_window: float = 0
     report_batch_item_failures: bool = False
     maximum_concurrency: int | None = None
-    filters: tuple[Any, ...] = ()
+    filters: tuple[FilterPattern, ...] = ()
     enabled: bool = True
 
 
@@ -105,6 +107,7 @@ class FunctionSpec:
     memory_size: int
     environment: Mapping[str, Any]  # unresolved: resources get their local names at start-up
     runtime: str = "python3.13"
+    layers: tuple[Path, ...] = ()  # each layer's ContentUri, in the function's order
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,9 +156,7 @@ class Template:
             account_id=account_id,
         )
         template.parameters = template._resolve_parameters(merged)
-        template.conditions = {
-            name: bool(template.resolve(expr, {})) for name, expr in (document.get("Conditions") or {}).items()
-        }
+        template.conditions = template.intrinsics({}).conditions
         return template
 
     def _resolve_parameters(self, overrides: Mapping[str, str]) -> dict[str, str]:
@@ -202,6 +203,7 @@ class Template:
                 **(((props.get("Environment") or {}).get("Variables")) or {}),
             }
             code_uri = self.resolve(props.get("CodeUri", globals_.get("CodeUri", ".")), {})
+            layers = self._layers(name, props.get("Layers", globals_.get("Layers")) or [])
             found[name] = FunctionSpec(
                 logical_id=name,
                 code_uri=(self.path.parent / str(code_uri)).resolve(),
@@ -210,8 +212,24 @@ class Template:
                 memory_size=int(self.resolve(props.get("MemorySize", globals_.get("MemorySize", 128)), {})),
                 environment=env,
                 runtime=str(props.get("Runtime", globals_.get("Runtime", "python3.13"))),
+                layers=layers,
             )
         return found
+
+    def _layers(self, function: str, layers: list[Any]) -> tuple[Path, ...]:
+        """Each layer's content directory; only layers built from this template can run locally."""
+        found = []
+        for layer in layers:
+            logical = layer.get("Ref") if isinstance(layer, dict) else None
+            body = self.resources.get(str(logical)) or {}
+            if body.get("Type") != "AWS::Serverless::LayerVersion":
+                raise TemplateError(
+                    f"{function}: layer {layer!r} is not an AWS::Serverless::LayerVersion of this template; "
+                    "the runner can only run layers it can build from source"
+                )
+            content = self.resolve((body.get("Properties") or {}).get("ContentUri"), {})
+            found.append((self.path.parent / str(content)).resolve())
+        return tuple(found)
 
     def http_routes(self) -> list[HttpRoute]:
         routes: list[HttpRoute] = []
@@ -239,13 +257,22 @@ class Template:
 
     def sqs_sources(self) -> list[SqsSource]:
         sources: list[SqsSource] = []
+        mapped: dict[tuple[str, str], str] = {}
         for name, body in self.resources.items():
             if body.get("Type") != "AWS::Serverless::Function":
                 continue
             for event_name, event in ((body.get("Properties") or {}).get("Events") or {}).items():
                 if event.get("Type") != "SQS":
                     continue
-                sources.append(self._sqs_source(name, event_name, event.get("Properties") or {}))
+                source = self._sqs_source(name, event_name, event.get("Properties") or {})
+                earlier = mapped.setdefault((source.function, source.queue), event_name)
+                if earlier != event_name:
+                    # CreateEventSourceMapping: ResourceConflictException, one mapping per queue and function.
+                    raise TemplateError(
+                        f"{name} events {earlier} and {event_name} both map queue {source.queue} to it; AWS refuses "
+                        "a second event source mapping of the same queue to the same function"
+                    )
+                sources.append(source)
         return sources
 
     def _sqs_source(self, function: str, event_name: str, props: Mapping[str, Any]) -> SqsSource:
@@ -261,13 +288,16 @@ class Template:
         queue_body = self.resources.get(queue_id) or {}
         fifo = bool(self.resolve((queue_body.get("Properties") or {}).get("FifoQueue", False), {}))
         where = f"{function} event {event_name}"
-        batch_size = int(self.resolve(props.get("BatchSize", 10), {}))
-        window = float(self.resolve(props.get("MaximumBatchingWindowInSeconds", 0), {}))
+        batch_size = int(self.resolve(props.get("BatchSize", 10), {}) or 10)
+        window = float(self.resolve(props.get("MaximumBatchingWindowInSeconds", 0), {}) or 0)
         if fifo:
             if not 1 <= batch_size <= 10:
                 raise TemplateError(f"{where}: BatchSize must be 1..10 for a FIFO queue, not {batch_size}")
-            if "MaximumBatchingWindowInSeconds" in props:
-                raise TemplateError(f"{where}: MaximumBatchingWindowInSeconds is not allowed for a FIFO queue")
+            if window > 0:
+                # AWS accepts 0 (the default) and refuses any window on a FIFO queue.
+                raise TemplateError(
+                    f"{where}: MaximumBatchingWindowInSeconds must be 0 for a FIFO queue, not {window:g}"
+                )
         elif not 1 <= batch_size <= 10_000:
             raise TemplateError(f"{where}: BatchSize must be 1..10000, not {batch_size}")
         if not 0 <= window <= 300:
@@ -279,7 +309,10 @@ class Template:
         if concurrency is not None and not 2 <= int(concurrency) <= 1000:
             raise TemplateError(f"{where}: ScalingConfig.MaximumConcurrency must be 2..1000, not {concurrency}")
         types = self.resolve(props.get("FunctionResponseTypes") or [], {})
-        filters = self.resolve(props.get("FilterCriteria") or {}, {})
+        try:
+            filters = parse_filter_criteria(self.resolve(props.get("FilterCriteria") or {}, {}))
+        except FilterCriteriaError as error:
+            raise TemplateError(f"{where}: FilterCriteria refused, as AWS would refuse it: {error}") from None
         return SqsSource(
             function=function,
             event_name=event_name,
@@ -288,100 +321,160 @@ class Template:
             batching_window=window,
             report_batch_item_failures="ReportBatchItemFailures" in types,
             maximum_concurrency=None if concurrency is None else int(concurrency),
-            filters=tuple(
-                json.loads(f["Pattern"]) if isinstance(f.get("Pattern"), str) else f.get("Pattern")
-                for f in filters.get("Filters", [])
-            ),
+            filters=filters,
             enabled=_truthy(self.resolve(props.get("Enabled", True), {})),
         )
 
     # ---------------------------------------------------------------- intrinsics
     def pseudo(self, name: str) -> Any:
-        return {
-            "AWS::Region": self.region,
-            "AWS::AccountId": self.account_id,
-            "AWS::StackName": self.stack_name,
-            "AWS::StackId": f"arn:aws:cloudformation:{self.region}:{self.account_id}:stack/{self.stack_name}/local",
-            "AWS::Partition": "aws",
-            "AWS::URLSuffix": "amazonaws.com",
-            "AWS::NoValue": _NO_VALUE,
-            "AWS::NotificationARNs": [],
-        }[name]
+        return pseudo_parameters(self.region, self.account_id, self.stack_name)[name]
+
+    def intrinsics(self, refs: Mapping[str, Mapping[str, Any]]) -> Intrinsics:
+        """The template's intrinsic functions, with ``refs`` (logical id -> {"Ref": ..., "<Attr>": ...}) for
+        the resources provisioned so far; any other resource of the template stands in as its logical id."""
+
+        def resource(logical: str, attribute: str | None) -> Any:
+            if logical in refs and (attribute or "Ref") in refs[logical]:
+                return refs[logical][attribute or "Ref"]
+            if attribute is None:
+                return logical  # not played locally (a role, a log group): its logical id stands in
+            kind = str(self.document["Resources"][logical].get("Type", "")).split("::")[-1].lower()
+            return f"arn:aws:{kind}:{self.region}:{self.account_id}:{logical}"
+
+        return Intrinsics(
+            self.document, self.parameters, pseudo_parameters(self.region, self.account_id, self.stack_name),
+            resource, self.conditions or None,
+        )  # fmt: skip
 
     def resolve(self, value: Any, refs: Mapping[str, Mapping[str, Any]]) -> Any:
         """Resolve intrinsics; ``refs`` maps logical ids to {"Ref": ..., "<Attr>": ...} of provisioned resources."""
-        resolved = self._resolve(value, refs)
-        return None if resolved is _NO_VALUE else resolved
+        return self.intrinsics(refs).resolve(value)
 
-    def _resolve(self, value: Any, refs: Mapping[str, Mapping[str, Any]]) -> Any:  # noqa: PLR0911, PLR0912
+
+def pseudo_parameters(region: str, account_id: str, stack_name: str) -> dict[str, Any]:
+    return {
+        "AWS::Region": region,
+        "AWS::AccountId": account_id,
+        "AWS::StackName": stack_name,
+        "AWS::StackId": f"arn:aws:cloudformation:{region}:{account_id}:stack/{stack_name}/local",
+        "AWS::Partition": "aws",
+        "AWS::URLSuffix": "amazonaws.com",
+        "AWS::NoValue": NO_VALUE,
+        "AWS::NotificationARNs": [],
+    }
+
+
+class Intrinsics:
+    """CloudFormation's intrinsic functions over one template document: the one resolver of this repository.
+
+    Parameters, pseudo parameters and conditions are the document's; a resource's ``Ref`` or
+    ``Fn::GetAtt`` is whatever ``resource(logical_id, attribute_or_None)`` answers (the
+    runner gives provisioned names and ARNs; the template tests keep them symbolic).
+    ``AWS::NoValue`` removes the property or list item it stands in.
+    """
+
+    def __init__(
+        self,
+        document: Mapping[str, Any],
+        parameters: Mapping[str, Any],
+        pseudo: Mapping[str, Any],
+        resource: Callable[[str, str | None], Any],
+        conditions: Mapping[str, bool] | None = None,
+    ):
+        self.document = document
+        self.parameters = parameters
+        self.pseudo = pseudo
+        self.resource = resource
+        self._conditions = dict(conditions) if conditions is not None else None
+
+    @property
+    def conditions(self) -> dict[str, bool]:
+        if self._conditions is None:
+            self._conditions = {}
+            for name in self.document.get("Conditions") or {}:
+                self.condition(name)
+        return self._conditions
+
+    def condition(self, name: str) -> bool:
+        if self._conditions is not None and name in self._conditions:
+            return self._conditions[name]
+        expressions = self.document.get("Conditions") or {}
+        if name not in expressions:
+            raise TemplateError(f"condition {name} is not declared")
+        value = bool(self._resolve(expressions[name]))
+        if self._conditions is None:
+            self._conditions = {}
+        self._conditions[name] = value
+        return value
+
+    def resolve(self, value: Any) -> Any:
+        resolved = self._resolve(value)
+        return None if resolved is NO_VALUE else resolved
+
+    def _resolve(self, value: Any) -> Any:  # noqa: PLR0911, PLR0912
         if isinstance(value, list):
-            return [item for item in (self._resolve(v, refs) for v in value) if item is not _NO_VALUE]
+            return [item for item in (self._resolve(v) for v in value) if item is not NO_VALUE]
         if not isinstance(value, dict):
             return value
         if len(value) != 1:
-            return {k: r for k, v in value.items() if (r := self._resolve(v, refs)) is not _NO_VALUE}
+            return {k: r for k, v in value.items() if (r := self._resolve(v)) is not NO_VALUE}
         ((key, arg),) = value.items()
         if key == "Ref":
-            return self._ref(str(arg), refs)
+            return self.ref(str(arg))
         if key == "Fn::GetAtt":
             logical, attr = arg.split(".", 1) if isinstance(arg, str) else arg
-            return self._attribute(str(logical), str(attr), refs)
+            return self.get_att(str(logical), str(attr))
         if key == "Fn::Sub":
-            return self._sub(arg, refs)
+            return self.sub(arg)
         if key == "Fn::Join":
             sep, items = arg
-            return str(sep).join(str(i) for i in self._resolve(items, refs))
+            return str(sep).join(str(i) for i in self._resolve(items))
         if key == "Fn::Select":
             index, items = arg
-            return self._resolve(items, refs)[int(self._resolve(index, refs))]
+            return self._resolve(items)[int(self._resolve(index))]
         if key == "Fn::Split":
             sep, text = arg
-            return str(self._resolve(text, refs)).split(str(sep))
+            return str(self._resolve(text)).split(str(sep))
         if key == "Fn::If":
             name, when_true, when_false = arg
-            return self._resolve(when_true if self.conditions[name] else when_false, refs)
+            return self._resolve(when_true if self.condition(name) else when_false)
         if key == "Fn::Equals":
-            left, right = (self._resolve(a, refs) for a in arg)
+            left, right = (self._resolve(a) for a in arg)
             return str(left) == str(right)
         if key == "Fn::Not":
-            return not self._resolve(arg[0], refs)
+            return not self._resolve(arg[0])
         if key == "Fn::And":
-            return all(self._resolve(a, refs) for a in arg)
+            return all(self._resolve(a) for a in arg)
         if key == "Fn::Or":
-            return any(self._resolve(a, refs) for a in arg)
+            return any(self._resolve(a) for a in arg)
         if key in ("Condition", "Fn::Condition"):
-            return self.conditions[str(arg)]
+            return self.condition(str(arg))
         if key == "Fn::FindInMap":
-            name, top, second = (self._resolve(a, refs) for a in arg)
+            name, top, second = (self._resolve(a) for a in arg)
             return self.document["Mappings"][name][top][second]
         if key == "Fn::ToJsonString":
-            return json.dumps(self._resolve(arg, refs), separators=(",", ":"))
+            return json.dumps(self._resolve(arg), separators=(",", ":"))
         if key == "Fn::Length":
-            return len(self._resolve(arg, refs))
-        return {key: self._resolve(arg, refs)}
+            return len(self._resolve(arg))
+        return {key: self._resolve(arg)}
 
-    def _ref(self, name: str, refs: Mapping[str, Mapping[str, Any]]) -> Any:
-        if name.startswith("AWS::"):
-            return self.pseudo(name)
+    def ref(self, name: str) -> Any:
+        if name in self.pseudo:
+            return self.pseudo[name]
         if name in self.parameters:
             return self.parameters[name]
-        if name in refs:
-            return refs[name]["Ref"]
         if name in (self.document.get("Resources") or {}):
-            return name  # not played locally (a role, a log group): its logical id stands in
+            return self.resource(name, None)
         raise TemplateError(f"!Ref {name}: no parameter or resource of that name")
 
-    def _attribute(self, logical: str, attr: str, refs: Mapping[str, Mapping[str, Any]]) -> Any:
-        if logical in refs and attr in refs[logical]:
-            return refs[logical][attr]
-        if logical in (self.document.get("Resources") or {}):
-            kind = str(self.document["Resources"][logical].get("Type", "")).split("::")[-1].lower()
-            return f"arn:aws:{kind}:{self.region}:{self.account_id}:{logical}"
-        raise TemplateError(f"!GetAtt {logical}.{attr}: no resource of that name")
+    def get_att(self, logical: str, attr: str) -> Any:
+        if logical not in (self.document.get("Resources") or {}):
+            raise TemplateError(f"!GetAtt {logical}.{attr}: no resource of that name")
+        return self.resource(logical, attr)
 
-    def _sub(self, arg: Any, refs: Mapping[str, Mapping[str, Any]]) -> str:
+    def sub(self, arg: Any) -> str:
         text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1])
-        values = {k: self._resolve(v, refs) for k, v in variables.items()}
+        values = {k: self._resolve(v) for k, v in variables.items()}
 
         def replace(match: re.Match[str]) -> str:
             name = match.group(1)
@@ -391,13 +484,14 @@ class Template:
                 return str(values[name])
             if "." in name and not name.startswith("AWS::"):
                 logical, attr = name.split(".", 1)
-                return str(self._attribute(logical, attr, refs))
-            return str(self._ref(name, refs))
+                return str(self.get_att(logical, attr))
+            return str(self.ref(name))
 
         return re.sub(r"\$\{([^}]+)\}", replace, str(text))
 
 
-_NO_VALUE = object()
+# What `!Ref AWS::NoValue` resolves to: the property or list item is removed.
+NO_VALUE: Any = type("NoValue", (), {"__repr__": lambda _self: "NO_VALUE"})()
 
 
 def _truthy(value: Any) -> bool:

@@ -73,3 +73,40 @@ def test_posted_demo_event_is_processed_by_the_worker(make_backend: Callable[[],
         runner.stop()
     assert any("POST /hooks/demo -> 202" in line for line in lines)
     assert any(f"-> backend {runner.backend.name} " in line for line in lines if "ready:" in line)
+
+
+@pytest.mark.e2e
+@pytest.mark.enable_socket
+def test_a_worker_past_its_timeout_is_stopped_at_the_deadline_and_retried(tmp_path: Path) -> None:
+    # GIVEN `make run` on a 1 s worker whose first receive of a message sleeps 3 s, then writes to a log,
+    # and a queue whose visibility timeout (2 s) brings the message back soon
+    template = Template.load(
+        ROOT / "tests" / "local" / "templates" / "runtime.yaml", {"Timeout": "1", "Visibility": "2"}
+    )
+    lines: list[str] = []
+    done = threading.Event()
+    log = tmp_path / "receives.log"
+
+    def watch(line: str) -> None:
+        lines.append(line)
+        if "Worker" in line and "ok: deleted 1" in line:
+            done.set()
+
+    runner = Runner(template, MotoServer(), port=0, log=Log(write=watch), reload=False)
+    runner.start()
+    try:
+        # WHEN a message arrives
+        sqs = runner.backend.client("sqs")
+        assert runner.pipeline is not None
+        url = runner.pipeline.queues["Queue"].url
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"sleep": 3, "log": str(log)}))
+
+        # THEN the second receive succeeds (bounded wait on a condition, not a timing)
+        assert done.wait(30), "\n".join(lines)
+    finally:
+        runner.stop()
+    # and the first was killed at its deadline: what it would have done after the sleep never happened
+    assert log.read_text().splitlines() == ["receive 1 start", "receive 2 start", "receive 2 done"]
+    assert any("Task timed out after 1.00 seconds" in line for line in lines)
+    assert any("REPORT RequestId:" in line and "Status: timeout" in line for line in lines)
+    assert any("Task timed out" in line and "deleted 0, left 1" in line for line in lines)

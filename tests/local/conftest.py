@@ -25,6 +25,8 @@ import pytest
 
 from inqueue_local.backends import Backend, InProcess
 from inqueue_local.clock import FakeClock
+from inqueue_local.inprocess import InProcessRuntime
+from inqueue_local.motoserver import keep_fifo_group_order
 from inqueue_local.pipeline import Log, Pipeline
 from inqueue_local.template import Template
 from tests.local import recorder
@@ -114,6 +116,8 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     fake = FakeClock()
     monkeypatch.setattr(sqs_models, "unix_time", lambda *_: fake.now())
     monkeypatch.setattr(sqs_models, "unix_time_millis", lambda *_: fake.now() * 1000)
+    # The fix `make run`'s moto gets (motoserver.py): a FIFO group comes back in order.
+    monkeypatch.setattr(sqs_models.SQSBackend, "receive_message", keep_fifo_group_order)
     return fake
 
 
@@ -132,9 +136,13 @@ def make_pipeline(lane: Lane, clock: FakeClock) -> Iterator[Callable[..., Pipeli
         # A shared LocalStack outlives the test: every test gets queues of its own.
         stack = f"t{next(_stacks)}" if lane.name == "localstack" else None
         loaded = Template.load(template, {k: str(v) for k, v in overrides.items()}, stack_name=stack)
-        pipeline = Pipeline(loaded, lane.backend, clock, log=Log(write=lambda _line: None), config_dir=config_dir)
+        # The stepped clock is this process's: functions run in it (inprocess.py), not in child processes.
+        pipeline = Pipeline(
+            loaded, lane.backend, clock, log=Log(write=lambda _line: None), config_dir=config_dir,
+            runtime=InProcessRuntime,
+        )  # fmt: skip
         made.append(pipeline)
-        return pipeline.start(prefix_output=False)
+        return pipeline.start()
 
     yield make
     if lane.name == "localstack":

@@ -1,4 +1,4 @@
-"""What the scripted test handlers saw, shared across containers (this module is not per container)."""
+"""What the scripted handlers saw, shared by every in-process environment (this module is not per environment)."""
 
 from __future__ import annotations
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,9 +30,8 @@ def _handle(
     pipeline: Pipeline, method: str, target: str, body: bytes = b"", headers: list[tuple[str, str]] | None = None
 ):  # type: ignore[no-untyped-def]
     assert pipeline.gateway is not None
-    return pipeline.gateway.handle(
-        method, target, headers or [("host", "127.0.0.1:3000"), ("user-agent", "curl/8")], body
-    )
+    default = [("host", "127.0.0.1:3000"), ("user-agent", "curl/8"), ("content-type", "application/json")]
+    return pipeline.gateway.handle(method, target, headers or default, body)
 
 
 def test_event_has_every_payload_2_0_field(pipeline: Pipeline, clock: FakeClock) -> None:
@@ -41,6 +42,7 @@ def test_event_has_every_payload_2_0_field(pipeline: Pipeline, clock: FakeClock)
         ("X-Dup", "a"),
         ("x-dup", "b"),
         ("Cookie", "s=1; t=2"),
+        ("Content-Type", "application/json"),
     ]
 
     # WHEN it goes through the gateway
@@ -93,6 +95,64 @@ def test_non_utf8_bodies_arrive_base64_encoded(pipeline: Pipeline) -> None:
     event = recorder.calls[0]["event"]
     assert event["isBase64Encoded"] is True
     assert base64.b64decode(event["body"]) == raw
+
+
+@pytest.mark.parametrize(
+    ("content_type", "as_text"),
+    [
+        ("application/json", True),
+        ("application/json; charset=utf-8", True),
+        ("Application/JSON", True),
+        ("text/plain", True),
+        ("text/csv; charset=utf-8", True),
+        ("application/xml", True),
+        ("application/javascript", True),
+        ("application/x-www-form-urlencoded", False),
+        ("application/vnd.api+json", False),
+        ("application/octet-stream", False),
+        ("multipart/form-data; boundary=x", False),
+        (None, False),
+    ],
+)
+def test_http_api_passes_text_only_for_text_json_xml_and_javascript(
+    pipeline: Pipeline, content_type: str | None, as_text: bool
+) -> None:
+    # GIVEN a UTF-8 body posted with this content type (or none)
+    body = "auth[application_token]=t&data[FIELDS][ID]=7&note=é".encode()
+    headers = [("host", "127.0.0.1:3000")] + ([("content-type", content_type)] if content_type else [])
+
+    # WHEN it goes through the gateway
+    _handle(pipeline, "POST", "/hooks/demo", body, headers)
+
+    # THEN it arrives as HTTP APIs deliver it: a string, or base64 of the exact bytes
+    event = recorder.calls[0]["event"]
+    assert event["isBase64Encoded"] is not as_text
+    assert (event["body"].encode() if as_text else base64.b64decode(event["body"])) == body
+
+
+def test_a_text_type_body_that_is_not_utf8_still_arrives_base64(pipeline: Pipeline) -> None:
+    raw = "prix: 10 €".encode("cp1252")
+    _handle(pipeline, "POST", "/hooks/demo", raw, [("content-type", "text/plain")])
+    event = recorder.calls[0]["event"]
+    assert (event["isBase64Encoded"], base64.b64decode(event["body"])) == (True, raw)
+
+
+@pytest.mark.backends("moto", "localstack")
+def test_a_bitrix24_form_is_verified_from_base64_as_on_aws(make_pipeline: MakePipeline) -> None:
+    # GIVEN the committed Bitrix24 example (a form body) and the project's template
+    pipeline = make_pipeline(ROOT / "infra" / "template.yaml", config_dir=_config(ROOT))
+    example = json.loads((ROOT / "events" / "apigw-bitrix24-deal-add.json").read_text())
+    raw = base64.b64decode(example["body"]) if example.get("isBase64Encoded") else example["body"].encode()
+    # Bitrix24's ts is not signed (the token in the body is the proof): make it now, for the ingress's max_age.
+    raw = re.sub(rb"ts=\d+", f"ts={int(time.time())}".encode(), raw)
+    headers = [(k, v) for k, v in example["headers"].items() if k != "host"]
+
+    # WHEN it is posted through the runner's gateway, which base64-encodes it as an HTTP API does
+    response = _handle(pipeline, "POST", "/hooks/bitrix24", raw, headers)
+
+    # THEN the ingress decodes, verifies and queues it
+    assert response.status == 202, response.body
+    assert response.json()["status"] == "queued"
 
 
 def test_a_dict_with_status_code_is_the_response(pipeline: Pipeline) -> None:
@@ -160,8 +220,8 @@ def test_each_function_sees_its_own_environment(make_pipeline: MakePipeline) -> 
     worker = pipeline.functions["WorkerFunction"]
     ingress.warm_up()
     worker.warm_up()
-    ingress_logger = ingress._idle[0].namespace.modules["inqueue.observability"].logger
-    worker_logger = worker._idle[0].namespace.modules["inqueue.observability"].logger
+    ingress_logger = ingress._idle[0].modules["inqueue.observability"].logger  # type: ignore[attr-defined]
+    worker_logger = worker._idle[0].modules["inqueue.observability"].logger  # type: ignore[attr-defined]
     assert (ingress_logger.service, worker_logger.service) == ("inqueue-ingress", "inqueue-worker")
     # Only the ingress verifies senders, so only it is given the sources configuration.
     assert "INQUEUE_SOURCES" in ingress.environment

@@ -64,6 +64,38 @@ def test_mapping_settings_aws_refuses_are_refused(overrides: dict[str, str], mes
         Template.load(TEST_TEMPLATE, overrides).sqs_sources()
 
 
+def test_mapping_the_same_queue_twice_to_one_function_is_refused(tmp_path: Path) -> None:
+    # GIVEN the Worker with a second SQS event on the same queue (CreateEventSourceMapping: ResourceConflictException)
+    event = "          Type: SQS\n          Properties:\n            Queue: !GetAtt Queue.Arn\n"
+    text = TEST_TEMPLATE.read_text().replace(
+        f"      Events:\n        Queue:\n{event}", f"      Events:\n        Again:\n{event}        Queue:\n{event}", 1
+    )
+    assert "Again:" in text
+    path = tmp_path / "twice.yaml"
+    path.write_text(text)
+    # WHEN / THEN the runner refuses to start, naming both events
+    with pytest.raises(TemplateError, match="Worker events Again and Queue both map queue Queue"):
+        Template.load(path).sqs_sources()
+
+
+def test_a_fifo_mapping_with_a_window_of_zero_is_accepted(tmp_path: Path) -> None:
+    text = TEST_TEMPLATE.read_text().replace(
+        "            BatchSize: 10\n            FunctionResponseTypes",
+        "            BatchSize: 10\n            MaximumBatchingWindowInSeconds: 0\n            FunctionResponseTypes",
+    )
+    path = tmp_path / "fifo-window-0.yaml"
+    path.write_text(text)
+    fifo = next(s for s in Template.load(path).sqs_sources() if s.function == "FifoWorker")
+    assert fifo.batching_window == 0
+
+
+def test_the_project_template_runs_with_a_fifo_queue() -> None:
+    # Its window is `!If [IsFifo, !Ref AWS::NoValue, ...]`: absent on FIFO, as AWS wants it.
+    template = Template.load(ROOT / "infra" / "template.yaml", {"FifoQueue": "true"})
+    (source,) = template.sqs_sources()
+    assert (source.batching_window, source.batch_size) == (0, int(template.parameters["FifoWorkerBatchSize"]))
+
+
 def test_fifo_mapping_rejects_a_window_and_large_batches(tmp_path: Path) -> None:
     text = TEST_TEMPLATE.read_text().replace(
         "            BatchSize: 10\n            FunctionResponseTypes",
@@ -72,6 +104,13 @@ def test_fifo_mapping_rejects_a_window_and_large_batches(tmp_path: Path) -> None
     path = tmp_path / "fifo.yaml"
     path.write_text(text)
     with pytest.raises(TemplateError, match="FIFO"):
+        Template.load(path).sqs_sources()
+    windowed = TEST_TEMPLATE.read_text().replace(
+        "            BatchSize: 10\n            FunctionResponseTypes",
+        "            BatchSize: 10\n            MaximumBatchingWindowInSeconds: 1\n            FunctionResponseTypes",
+    )
+    path.write_text(windowed)
+    with pytest.raises(TemplateError, match="must be 0 for a FIFO queue, not 1"):
         Template.load(path).sqs_sources()
 
 

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def runner(aws: None) -> Pipeline:
     template = Template.load(ROOT / "infra" / "template.yaml")
-    return Pipeline(template, InProcess(), FakeClock(), log=Log(write=lambda _line: None)).start(prefix_output=False)
+    return Pipeline(template, InProcess(), FakeClock(), log=Log(write=lambda _line: None)).start()
 
 
 def test_the_cli_finds_the_runners_queues_and_status_table_through_the_state_file(
