@@ -59,6 +59,10 @@ unit: venv ## pytest
 soak: venv ## Soak: N events (default 1000) through ingress, queue and worker with faults, then the account
 	PYTHONPATH=src $(PY) -m inqueue_local.soak --events $(or $(N),1000)
 
+.PHONY: fuzz
+fuzz: venv ## Fuzz: N adversarial requests (default 2000) in-process and over HTTP; SEED=7; 0 5xx/drops/leaks or exit 1
+	$(PY) -m inqueue_local.fuzz --requests $(or $(N),2000) --seed $(or $(SEED),7)
+
 .PHONY: lint-template
 # The linters see the SAM template as written; tests/template checks what SAM turns it into.
 # checkov: --skip-download keeps it offline (no platform guidelines are fetched).

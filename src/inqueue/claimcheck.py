@@ -43,20 +43,34 @@ class ClaimCheck:
 
     def store(self, envelope: Envelope) -> Envelope:
         """Put the body in the bucket and return the envelope that refers to it instead."""
+        checked, data = self.prepare(envelope)
+        self.put(checked, data)
+        return checked
+
+    def prepare(self, envelope: Envelope) -> tuple[Envelope, bytes]:
+        """The envelope that will refer to the body, and the body's bytes, with nothing written yet.
+
+        The ingress sizes that envelope before ``put``, so a request answered 413 leaves no object behind.
+        """
         if not self.bucket:
             raise RuntimeError("no payload bucket is configured")
         import hashlib  # here, not at module level: the ingress imports this module at cold start
 
-        data = json.dumps(envelope.body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        data = json.dumps(envelope.body, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
         key = f"{envelope.source}/{envelope.id}.json"
-        self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType="application/json")
         reference = {
             "bucket": self.bucket,
             "key": key,
             "bytes": len(data),
             "sha256": hashlib.sha256(data).hexdigest(),
         }
-        return dataclasses.replace(envelope, body=None, body_ref=reference, version=CLAIM_CHECK_VERSION)
+        return dataclasses.replace(envelope, body=None, body_ref=reference, version=CLAIM_CHECK_VERSION), data
+
+    def put(self, checked: Envelope, data: bytes) -> None:
+        assert checked.body_ref is not None
+        self.client.put_object(
+            Bucket=checked.body_ref["bucket"], Key=checked.body_ref["key"], Body=data, ContentType="application/json"
+        )
 
     def resolve(self, envelope: Envelope) -> Envelope:
         """The envelope with its body in place; unchanged when it was sent inline.

@@ -24,11 +24,18 @@ The worker fetches it before any processor runs, so processors never see the
 difference. The version goes up only for those envelopes so that a reader that
 predates claim checks refuses them (the message is retried) instead of processing a
 null body; inline envelopes are byte-for-byte what they were.
+
+Every envelope is strict JSON (RFC 8259) in UTF-8: the ingress parses bodies strictly
+(``inqueue.forms``) and checks the fields it takes from the request against the limits
+below (``limit_violation``) before anything is written. ``type`` and ``correlation_id``
+are also message attributes and status-record fields, so their caps keep both far
+from SQS's and DynamoDB's limits whatever a sender puts in a header.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from datetime import UTC, datetime
@@ -40,6 +47,14 @@ ENVELOPE_VERSION = 1
 CLAIM_CHECK_VERSION = 2
 _READABLE_VERSIONS = (ENVELOPE_VERSION, CLAIM_CHECK_VERSION)
 
+# Limits on what the ingress takes from a request besides the body, in UTF-8 bytes; no
+# sender we know comes near them (the longest real event types are under 64 characters).
+MAX_TYPE_BYTES = 256
+MAX_DELIVERY_ID_BYTES = 512
+MAX_CORRELATION_ID_BYTES = 128
+MAX_HEADER_VALUE_BYTES = 4096
+MAX_META_VALUE_BYTES = 1024
+
 # A fixed namespace so that the same (source, delivery id) always maps to the same event id.
 _EVENT_ID_NAMESPACE = uuid.UUID("6f1d6c62-5a43-4c1e-9f0b-8d2b7b1f0a11")
 
@@ -47,7 +62,10 @@ _EVENT_ID_NAMESPACE = uuid.UUID("6f1d6c62-5a43-4c1e-9f0b-8d2b7b1f0a11")
 def event_id_for(source: str, delivery_id: str | None) -> str:
     """A stable event id for a sender's delivery, or a fresh one when the sender gives none."""
     if delivery_id:
-        return str(uuid.uuid5(_EVENT_ID_NAMESPACE, f"{source}\x00{delivery_id}"))
+        # surrogatepass: the same bytes as UTF-8 for any valid id; one that is not valid text is refused
+        # later (limit_violation), with a 400, rather than failing here.
+        name = f"{source}\x00{delivery_id}".encode("utf-8", "surrogatepass")
+        return str(uuid.uuid5(_EVENT_ID_NAMESPACE, name))
     return str(uuid.uuid4())
 
 
@@ -76,7 +94,37 @@ class Envelope:
         data = {name: getattr(self, name) for name in _FIELDS}
         if data["body_ref"] is None:
             del data["body_ref"]
-        return json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=_nested_dataclass)
+        return json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=_nested_dataclass)
+
+    def limit_violation(self) -> str | None:
+        """Why this envelope's request-derived fields cannot be queued, or None when they can.
+
+        Each is valid text (no lone surrogates) within its cap; meta values are JSON scalars.
+        ASCII within the cap, the common case, costs an O(1) ``isascii`` and a length.
+        """
+        for what, text, limit in (
+            ("the event type", self.type, MAX_TYPE_BYTES),
+            ("the delivery id", self.delivery_id or "", MAX_DELIVERY_ID_BYTES),
+            ("the correlation id", self.correlation_id, MAX_CORRELATION_ID_BYTES),
+        ):
+            if not (text.isascii() and len(text) <= limit) and (problem := _over(text, limit)):
+                return f"{what} {problem}"
+        for name, value in self.headers.items():
+            if not (value.isascii() and len(value) <= MAX_HEADER_VALUE_BYTES) and (
+                problem := _over(value, MAX_HEADER_VALUE_BYTES)
+            ):
+                return f"the {name} header {problem}"
+        for key, item in self.meta.items():
+            if isinstance(item, str):
+                if not (item.isascii() and len(item) <= MAX_META_VALUE_BYTES) and (
+                    problem := _over(item, MAX_META_VALUE_BYTES)
+                ):
+                    return f"meta {key!r} {problem}"
+            elif not (
+                item is None or isinstance(item, bool | int) or (isinstance(item, float) and math.isfinite(item))
+            ):
+                return f"meta {key!r} is not a JSON scalar"
+        return None
 
     def message_attributes(self) -> dict[str, dict[str, str]]:
         return {
@@ -146,6 +194,15 @@ class Envelope:
 
 _REQUIRED = ("id", "source", "type", "received_at", "content_type", "correlation_id")
 _FIELDS = tuple(f.name for f in fields(Envelope))
+
+
+def _over(text: str, limit: int) -> str | None:
+    """What is wrong with text that is not short ASCII: not valid text, or over ``limit`` bytes; None if neither."""
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "is not valid text (it holds a lone surrogate)"
+    return f"is {size} bytes; at most {limit} are accepted" if size > limit else None
 
 
 def _nested_dataclass(value: Any) -> Any:

@@ -11,8 +11,8 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from inqueue.aws import INGRESS_SQS_CONFIG, client
 from inqueue.envelope import Envelope, event_id_for, isoformat_ms
-from inqueue.errors import HttpError, MethodNotAllowed, NotFound, PayloadTooLarge, ServiceUnavailable
-from inqueue.forms import media_type, parse_body
+from inqueue.errors import BadRequest, HttpError, MethodNotAllowed, NotFound, PayloadTooLarge, ServiceUnavailable
+from inqueue.forms import media_type, parse_body, shown
 from inqueue.httpapi import Request, error_response, json_response, parse_event
 from inqueue.observability import logger, metrics
 from inqueue.secrets import SecretStore
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 # Headers worth keeping for every source; kinds add their own. Never credentials.
 _COMMON_HEADERS = ("content-type", "user-agent", "x-request-id", "x-correlation-id")
-_CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:/=+-]{1,128}$")
+_CORRELATION_ID = re.compile(r"[A-Za-z0-9._:/=+-]{1,128}")
 
 
 class Ingress:
@@ -80,10 +80,12 @@ class Ingress:
             inline_limit_bytes=guarantees.inline_limit_bytes,
         )
 
-    def handle(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-        source = str((event.get("pathParameters") or {}).get("source") or "")
+    def handle(self, event: Any, context: Any = None) -> dict[str, Any]:
+        source = ""
         try:
-            return self._accept(parse_event(event), source)
+            request = parse_event(event)
+            source = request.path_parameters.get("source", "")
+            return self._accept(request, source)
         except HttpError as error:
             self._reject(source, error)
             return error_response(error)
@@ -96,16 +98,21 @@ class Ingress:
             )
             self._reject(source, unavailable)
             return error_response(unavailable)
+        except Exception:  # noqa: BLE001 - a bug: answer with the error body, and the sender retries
+            logger.exception("ingress failed", extra={"source": source[:64]})
+            failed = HttpError("the event could not be accepted; retry later")
+            self._reject(source, failed)
+            return error_response(failed)
 
     def _accept(self, request: Request, source: str) -> dict[str, Any]:
         correlation_id = self._correlation_id(request)
         logger.set_correlation_id(correlation_id)
         if request.method != "POST":
             raise MethodNotAllowed(
-                f"{request.method or 'this method'} is not allowed; use POST", headers={"allow": "POST"}
+                f"{request.method[:16] or 'this method'} is not allowed; use POST", headers={"allow": "POST"}
             )
         if source not in self.sources:
-            raise NotFound(f"no source named {source!r} is configured")
+            raise NotFound(f"no source named {shown(source)} is configured")
         if len(request.body) > self.settings.max_body_bytes:
             raise PayloadTooLarge(f"the body is over the {self.settings.max_body_bytes}-byte limit")
 
@@ -135,6 +142,9 @@ class Ingress:
             correlation_id=correlation_id,
             meta=described.meta,
         )
+        violation = envelope.limit_violation()
+        if violation is not None:
+            raise BadRequest(violation, code="invalid_metadata")
         self._send(envelope)
         # The one line per accepted event: the correlation id (set above) and the event id, nothing more.
         # No metric per event either: API Gateway's free Count, less its 4xx and 5xx, is the accepted count.
@@ -145,9 +155,7 @@ class Ingress:
         message = envelope.to_json()
         size = len(message.encode("utf-8"))
         if self.claim_check is not None and size > self.inline_limit_bytes:
-            envelope = self._check_body(envelope)
-            message = envelope.to_json()
-            size = len(message.encode("utf-8"))
+            envelope, message, size = self._check_body(envelope)
         if size > SQS_MAX_MESSAGE_BYTES:
             raise PayloadTooLarge(f"the event is over the queue's {SQS_MAX_MESSAGE_BYTES}-byte message limit")
         request: dict[str, Any] = {
@@ -171,13 +179,23 @@ class Ingress:
         if queued is not None:
             self._settle_queued(envelope, queued)
 
-    def _check_body(self, envelope: Envelope) -> Envelope:
-        """Store a body too large to send inline; failing that, the event is not accepted (503)."""
+    def _check_body(self, envelope: Envelope) -> tuple[Envelope, str, int]:
+        """Store a body too large to send inline; failing that, the event is not accepted (503).
+
+        The envelope that will be sent is sized first: one still over the queue's limit is a 413
+        with nothing written to the bucket.
+        """
         assert self.claim_check is not None
+        checked, data = self.claim_check.prepare(envelope)
+        message = checked.to_json()
+        size = len(message.encode("utf-8"))
+        if size > SQS_MAX_MESSAGE_BYTES:
+            raise PayloadTooLarge(f"the event is over the queue's {SQS_MAX_MESSAGE_BYTES}-byte message limit")
         try:
-            return self.claim_check.store(envelope)
+            self.claim_check.put(checked, data)
         except Exception as exc:  # noqa: BLE001 - without its body stored the event cannot be queued
             raise self._unavailable("payload bucket", "stored", "payload_store_unavailable", envelope, exc) from None
+        return checked, message, size
 
     def _unavailable(self, store: str, done: str, code: str, envelope: Envelope, exc: Exception) -> ServiceUnavailable:
         """Log why a store failed (never the body) and make the retryable answer: nothing was accepted."""
@@ -225,13 +243,18 @@ class Ingress:
 
     def _correlation_id(self, request: Request) -> str:
         candidate = request.header("x-correlation-id") or request.header("x-request-id")
-        if candidate and _CORRELATION_ID.match(candidate):
+        if candidate and _CORRELATION_ID.fullmatch(candidate):
             return candidate
-        return request.request_id or event_id_for("", None)
+        if _CORRELATION_ID.fullmatch(request.request_id):
+            return request.request_id
+        return event_id_for("", None)
 
     def _reject(self, source: str, error: HttpError) -> None:
         log = logger.warning if error.status < 500 else logger.error
-        log("rejected", extra={"source": source, "status": error.status, "code": error.code, "reason": error.message})
+        log(
+            "rejected",
+            extra={"source": source[:64], "status": error.status, "code": error.code, "reason": error.message},
+        )
         _count_one("Rejected", reason=error.code)
 
 

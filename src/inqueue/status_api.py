@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any, Protocol
 
-from inqueue.errors import BadRequest, HttpError, NotFound
+from inqueue.errors import BadRequest, HttpError, NotFound, ServiceUnavailable
 from inqueue.httpapi import error_response, json_response, parse_event
 from inqueue.observability import logger
 from inqueue.status import FINAL as FINAL_STATES
@@ -62,31 +62,44 @@ class StatusApi:
             raise SettingsError("environment variable INQUEUE_STATUS_TABLE is required and not set")
         return cls(StatusStore(table))
 
-    def handle(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    def handle(self, event: Any, context: Any = None) -> dict[str, Any]:
+        """The status, or an error body: a shape API Gateway never sends is a 400, a store failure a 503."""
         try:
             request = parse_event(event)
-            event_id = str(request.path_parameters.get("id") or "")
+            event_id = request.path_parameters.get("id", "")
             wait = parse_wait(request.query.get("wait"))
             return self._answer(event_id, wait, context)
         except HttpError as error:
             logger.info("status request refused", extra={"status": error.status, "code": error.code})
             return error_response(error)
+        except Exception:  # noqa: BLE001 - a bug: still the error body, never the runtime's bare 500
+            logger.exception("status request failed")
+            return error_response(HttpError("the status could not be read"))
 
     def _answer(self, event_id: str, wait: float, context: Any) -> dict[str, Any]:
         if not _EVENT_ID.match(event_id):
             raise NotFound("no event with this id", code="unknown_event")
         deadline = self.clock() + min(wait, _time_left(context))
-        record = self.store.get(event_id)
+        record = self._get(event_id)
         interval = FIRST_POLL_SECONDS
         while (record is None or record.get("status") not in FINAL_STATES) and self.clock() < deadline:
             self.sleep(min(interval, max(deadline - self.clock(), 0.0)))
             interval = min(interval * 2, MAX_POLL_SECONDS)
-            record = self.store.get(event_id)
+            record = self._get(event_id)
         if record is None:
             raise NotFound("no event with this id (or its status is not written yet)", code="unknown_event")
         body = public_view(event_id, record)
         logger.info("status answered", extra={"event_id": event_id, "status": body.get("status"), "wait": wait})
         return json_response(200, body)
+
+    def _get(self, event_id: str) -> Mapping[str, Any] | None:
+        try:
+            return self.store.get(event_id)
+        except Exception as exc:  # noqa: BLE001 - the table is down or throttled: the caller asks again
+            logger.error("status store unavailable", extra={"error": type(exc).__name__, "detail": str(exc)[:300]})
+            raise ServiceUnavailable(
+                "the status store could not be read; retry later", code="status_unavailable"
+            ) from None
 
 
 def parse_wait(raw: str | None) -> float:

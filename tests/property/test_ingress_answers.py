@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import boto3
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -105,8 +106,15 @@ FORM_BODIES = st.lists(
     ),
     max_size=6,
 ).map(lambda pairs: "&".join(f"{k}={v}" for k, v in pairs).encode("utf-8", "surrogatepass"))
+# The classes strict JSON refuses, inside otherwise plausible bodies.
+PATHOLOGICAL = st.lists(
+    st.sampled_from(['{"type":"x.y","a":', "[", "]", "}", '"\\ud800"', "NaN", "1e999", "Infinity", '"ok"', ","]),
+    max_size=30,
+).map(lambda parts: "".join(parts).encode()) | st.integers(60, 3000).map(lambda n: b"[" * n + b"]" * n)
 BODIES = st.one_of(
     st.binary(max_size=200),
+    PATHOLOGICAL,
+    PATHOLOGICAL.map(lambda body: b"payload=" + body.replace(b"%", b"%25").replace(b"&", b"%26")),
     JSONISH.map(lambda v: json.dumps(v).encode()),
     KNOWN_FIELDS.map(lambda v: json.dumps(v).encode()),
     FORM_BODIES,
@@ -163,6 +171,12 @@ def is_utf8(body: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return True
+
+
+def assert_strict_json(queue: FakeQueue) -> None:
+    """What was queued reads back through an independent strict parser (RFC 8259)."""
+    for request in queue.sent:
+        orjson.loads(request["MessageBody"].encode("utf-8"))
 
 
 def answer(ingress: Ingress, source: str, body: bytes, headers: dict[str, str], base64_body: bool, method: str) -> int:
@@ -233,6 +247,7 @@ def test_signed_arbitrary_bodies_are_queued_refused_or_503_when_the_queue_is_dow
 
     assert status in (ALLOWED - {202} | {503}) if queue_down else status in ALLOWED
     assert status != 401, "a correctly signed request was refused"
+    assert_strict_json(queue)
 
 
 @PROPERTY

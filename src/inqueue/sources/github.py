@@ -6,21 +6,23 @@ Options::
 
 The type is ``X-GitHub-Event`` (``push``, ``ping``...), the delivery id ``X-GitHub-Delivery``.
 A webhook set to ``application/x-www-form-urlencoded`` posts the JSON in ``payload=``;
-it is unwrapped, so the queued body is the same JSON object either way. GitHub signs
+it is unwrapped, so the queued body is the same JSON object either way, held to the
+same strict rules as a JSON body (``inqueue.forms``). GitHub signs
 no timestamp, so replays are caught by the delivery id downstream, not here.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
+from inqueue.forms import JsonSyntaxError, loads_strict
 from inqueue.httpapi import Request
 from inqueue.sources import Described, KindDeps, SourceConfig, check_options
 from inqueue.sources.signing import from_hex, require_header, require_hmac
 
 SIGNATURE_HEADER = "x-hub-signature-256"
+PAYLOAD = "the form's payload field"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,9 +48,9 @@ class GitHubVerifier:
         meta = {"hook_id": request.header("x-github-hook-id")} if request.header("x-github-hook-id") else {}
         if isinstance(body, dict) and set(body) == {"payload"} and isinstance(body["payload"], str):
             try:
-                return Described(event_type, delivery_id, meta, body=json.loads(body["payload"]))
-            except ValueError:
-                pass  # not JSON after all: queue the form as it came
+                return Described(event_type, delivery_id, meta, body=loads_strict(body["payload"], PAYLOAD))
+            except JsonSyntaxError:
+                pass  # not JSON after all: queue the form as it came; JSON beyond the limits is a 400
         return Described(event_type, delivery_id, meta)
 
 

@@ -15,10 +15,10 @@ and carry ``retry_num``/``retry_reason`` in the envelope's ``meta``.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
+from inqueue.forms import JsonSyntaxError, loads_strict
 from inqueue.httpapi import Request
 from inqueue.sources import Described, KindDeps, SourceConfig, as_object, check_options
 from inqueue.sources.signing import (
@@ -68,9 +68,9 @@ class SlackVerifier:
             return Described(kind, _text(fields.get("event_id")) or None, meta)
         if isinstance(fields.get("payload"), str):  # interactivity: block_actions, view_submission, shortcut...
             try:
-                payload = json.loads(fields["payload"])
-            except ValueError:
-                payload = None
+                payload = loads_strict(fields["payload"], "the form's payload field")
+            except JsonSyntaxError:
+                payload = None  # not JSON: typed by what else the form says; JSON beyond the limits is a 400
             if isinstance(payload, dict):
                 trigger = _text(payload.get("trigger_id")) or None
                 return Described(_text(payload.get("type")) or "interaction", trigger, meta, body=payload)
