@@ -20,6 +20,7 @@ INGRESS_DIR = ROOT / "functions" / "ingress"
 WORKER_DIR = ROOT / "functions" / "worker"
 
 QUEUE_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/inqueue-events"
+DLQ_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/inqueue-events-dlq"
 DEMO_SECRET_REF = "ssm:/inqueue/demo"  # noqa: S105 - a reference to a secret, not one
 DEMO_SOURCES = {"demo": {"kind": "generic", "auth": "hmac", "secret": DEMO_SECRET_REF}}
 
@@ -44,6 +45,8 @@ def lambda_env(service: str) -> dict[str, str]:
             # No IMDS probing for credentials or region: Lambda never does it either.
             "AWS_EC2_METADATA_DISABLED": "true",
             "INQUEUE_QUEUE_URL": QUEUE_URL,
+            "INQUEUE_DLQ_URL": DLQ_URL,
+            "INQUEUE_MAX_RECEIVE_COUNT": "5",
             "INQUEUE_SOURCES": json.dumps(DEMO_SOURCES),
             "POWERTOOLS_SERVICE_NAME": service,
             "POWERTOOLS_METRICS_NAMESPACE": "Inqueue",

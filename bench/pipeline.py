@@ -7,18 +7,21 @@ bench.pipeline`` prints them alone. For each backend available here:
   8 senders (the HTTP clients' ingress invocations) sending one message per call, and the
   mapping's pollers (MaximumConcurrency, 5) receiving up to BatchSize (10) with long
   polling (WaitTimeSeconds=1) and deleting with DeleteMessageBatch (messages/s);
-* pipeline rate: events posted over HTTP by 8 clients through ingress, SQS and worker
-  (events/s), as a ratio to the raw rate (goal >= 0.6, shown as time per event so that
-  lower is better like every other row: goal ratio <= 1/0.6). Raw and pipeline are
-  measured in interleaved rounds and the ratio is the median of the rounds' ratios, so
-  load that drifts across the run (other processes on the machine) cancels out;
+* pipeline rate: distinct events (each post its own delivery id, so none is a duplicate)
+  posted over HTTP by 8 clients through ingress, SQS and worker, shown as time per event
+  against the raw loop's time per message (goal <= 2.0x). Raw and pipeline are measured
+  in interleaved rounds and the ratio is the median of the rounds' ratios, so load that
+  drifts across the run (other processes on the machine) cancels out;
 * backend calls per event: every AWS call the pipeline made (ingress, worker, pollers), as
   moto's server counted them (the functions run in their own processes; not shown for LocalStack),
   per event, next to the raw loop's. The raw loop is SQS only, while each event also
-  costs the ingress a status write and the worker its idempotency and status writes;
+  costs the ingress its queued write and the worker its claim and completion;
   the note gives the ratio per backend call too, which is what the runner itself adds;
 * accept -> processed latency, batching window 0, one event at a time: p50 (goal <= 50 ms), p99;
-* a burst of 2,000 events posted as fast as 16 clients can: time until all are processed (goal <= 60 s).
+* a burst of 2,000 distinct events posted as fast as 16 clients can: time until all are
+  processed (goal <= 20 s).
+
+The functions run in the local runner's runtime: a child process per execution environment.
 
 Backends: moto's embedded server, and LocalStack in host mode when this machine can run it
 (``inqueue_local.localstack.available()``: installed, or a Python 3.13/3.12 to install it with,
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import collections
 import http.client
+import itertools
 import json
 import statistics
 import threading
@@ -48,6 +52,8 @@ from inqueue_local.template import Template
 
 ROOT = Path(__file__).resolve().parent.parent
 RAW_MESSAGES = 400
+PIPELINE_RATIO_GOAL = 2.0
+BURST_GOAL_SECONDS = 20.0
 PIPELINE_EVENTS = 250
 ROUNDS = 3
 SENDERS = 8
@@ -87,6 +93,17 @@ def _example() -> tuple[bytes, dict[str, str]]:
     event = json.loads((ROOT / "events" / "apigw-demo-json.json").read_text())
     keep = ("content-type", "x-signature", "x-event-type", "idempotency-key")
     return event["body"].encode(), {k: v for k, v in event["headers"].items() if k in keep}
+
+
+_DELIVERIES = itertools.count()
+
+
+def _distinct(headers: dict[str, str]) -> dict[str, str]:
+    """The example's headers with a delivery id of its own: a new event, not a sender's retry of the example.
+
+    The demo source takes its delivery id from ``Idempotency-Key``, which its HMAC does not cover.
+    """
+    return {**headers, "idempotency-key": f"bench-{time.time_ns()}-{next(_DELIVERIES)}"}
 
 
 class _Calls:
@@ -164,7 +181,7 @@ def _post_many(url: str, count: int, clients: int) -> None:
             with lock:
                 if next(left, None) is None:
                     break
-            connection.request("POST", "/hooks/demo", body=body, headers=headers)
+            connection.request("POST", "/hooks/demo", body=body, headers=_distinct(headers))
             response = connection.getresponse()
             response.read()
             if response.status != 202:
@@ -228,7 +245,7 @@ def _latency(url: str, counter: _Counter) -> dict[str, float]:
         before = counter.deleted
         # Measured from the request's start: the worker often finishes before the 202 reaches the client.
         posted = time.perf_counter()
-        connection.request("POST", "/hooks/demo", body=body, headers=headers)
+        connection.request("POST", "/hooks/demo", body=body, headers=_distinct(headers))
         response = connection.getresponse()
         response.read()
         counter.wait_for(before + 1, 10)
@@ -262,18 +279,20 @@ def run(report: Report) -> None:
         note = (
             f"{statistics.median(rates):.0f} events/s vs the backend's {statistics.median(raws):.0f} msg/s "
             f"send+receive+delete (same calls and concurrency): ratio {statistics.median(ratios):.2f} "
-            f"(goal >= 0.6; rounds {', '.join(f'{r:.2f}' for r in ratios)})"
+            f"(rounds {', '.join(f'{r:.2f}' for r in ratios)}); distinct events"
             + (f"; per backend call {per_call:.2f}" if per_call is not None else "")
         )
         per_event_ms = [1000 / r for r in rates]
         per_message_ms = [1000 / r for r in raws]
         title = f"pipeline ({name}): time per event through HTTP, ingress, SQS, worker"
         if hasattr(report, "add_samples"):
-            report.add_samples(title, per_event_ms, "ms", baseline=per_message_ms, ratio_goal=1 / 0.6, note=note)
+            report.add_samples(
+                title, per_event_ms, "ms", baseline=per_message_ms, ratio_goal=PIPELINE_RATIO_GOAL, note=note
+            )
         else:
             report.add(
                 title, statistics.median(per_event_ms), "ms", baseline=statistics.median(per_message_ms),
-                ratio_goal=1 / 0.6, note=note,
+                ratio_goal=PIPELINE_RATIO_GOAL, note=note,
             )  # fmt: skip
         if figures["counted"]:  # counted by moto's server (the functions' calls arrive there, not here)
             report.add(
@@ -283,7 +302,10 @@ def run(report: Report) -> None:
         report.add(f"pipeline ({name}): post -> processed p50, window 0", figures["p50"], "ms", goal=50.0)
         report.add(f"pipeline ({name}): post -> processed p99, window 0", figures["p99"], "ms")
         report.add(
-            f"pipeline ({name}): burst {BURST_EVENTS}: seconds to fully processed", figures["burst"], "s", goal=60.0
+            f"pipeline ({name}): burst {BURST_EVENTS}: seconds to fully processed",
+            figures["burst"],
+            "s",
+            goal=BURST_GOAL_SECONDS,
         )
 
 

@@ -82,7 +82,7 @@ def run(report: Report) -> None:
             return None  # done; a result would be JSON-encoded and kept for duplicates, which is not trivial
 
         shipped_worker = app.worker
-        trivial_worker = Worker(trivial)
+        trivial_worker = Worker(trivial, shipped_worker.settings)
         handler = app.lambda_handler
 
         def through_handler() -> Any:

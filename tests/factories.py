@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from inqueue.envelope import Envelope
+from inqueue.settings import WorkerSettings
 
 EVENTS = Path(__file__).resolve().parent.parent / "events"
 DEMO_SECRET = "local-demo-secret"
@@ -102,3 +103,14 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+QUEUE_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/inqueue-events"
+DLQ_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/inqueue-events-dlq"
+
+
+def worker_settings(**env: str) -> WorkerSettings:
+    """The worker's settings as the template sets them (queue, dead-letter queue, receives), plus ``env``."""
+    return WorkerSettings.from_env(
+        {"INQUEUE_QUEUE_URL": QUEUE_URL, "INQUEUE_DLQ_URL": DLQ_URL, "INQUEUE_MAX_RECEIVE_COUNT": "5", **env}
+    )

@@ -1,11 +1,9 @@
 """Status Lambda: GET /events/{id}[?wait=N] behind IAM auth. Wiring only; the logic is in ``inqueue``."""
 
-from inqueue.observability import logger
 from inqueue.status_api import StatusApi
 
 api = StatusApi.from_environment()
 
 
-@logger.inject_lambda_context
 def lambda_handler(event, context):
     return api.handle(event, context)

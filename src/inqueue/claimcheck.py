@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from inqueue.aws import error_code
 from inqueue.envelope import CLAIM_CHECK_VERSION, Envelope
 from inqueue.errors import PermanentError
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.client import S3Client
 
 # Like the SQS client's: a stuck S3 call must become a 503 well within a sender's 3 s.
 S3_CLIENT_CONFIG: dict[str, Any] = {
@@ -27,10 +31,10 @@ S3_CLIENT_CONFIG: dict[str, Any] = {
 class ClaimCheck:
     def __init__(self, bucket: str | None = None, client: Any = None):
         self.bucket = bucket
-        self._client = client
+        self._client: S3Client | None = client
 
     @property
-    def client(self) -> Any:
+    def client(self) -> S3Client:
         if self._client is None:
             from inqueue.aws import client
 
@@ -82,8 +86,7 @@ class ClaimCheck:
         try:
             answer = self.client.get_object(Bucket=reference["bucket"], Key=reference["key"])
         except Exception as exc:
-            code = getattr(exc, "response", {}).get("Error", {}).get("Code")
-            if code in ("NoSuchKey", "404"):
+            if error_code(exc) in ("NoSuchKey", "404"):
                 raise PermanentError(f"payload_missing: s3://{reference['bucket']}/{reference['key']}") from None
             raise
         data = answer["Body"].read()

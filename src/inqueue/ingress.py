@@ -20,6 +20,10 @@ from inqueue.settings import SQS_MAX_MESSAGE_BYTES, GuaranteeSettings, IngressSe
 from inqueue.sources import KEEP_BODY, ConfigError, KindDeps, Sources, parse_config
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    from mypy_boto3_sqs.client import SQSClient
+
     from inqueue.claimcheck import ClaimCheck
     from inqueue.status import StatusStore
 
@@ -32,7 +36,7 @@ class Ingress:
     def __init__(
         self,
         settings: IngressSettings,
-        sqs: Any,
+        sqs: SQSClient,
         sources: Sources,
         clock: Callable[[], float] = time.time,
         *,
@@ -48,6 +52,7 @@ class Ingress:
         self.claim_check = claim_check
         self.inline_limit_bytes = inline_limit_bytes
         self.fifo = settings.queue_url.endswith(".fifo")
+        self._status_writer: ThreadPoolExecutor | None = None
 
     @classmethod
     def from_environment(cls, sqs: Any = None, clock: Callable[[], float] = time.time) -> Ingress:
@@ -57,10 +62,10 @@ class Ingress:
         # Status and claim checks are imported and built only when configured; their clients on first use.
         guarantees = GuaranteeSettings.from_env()
         status = claim_check = None
-        if guarantees.status_table:
+        if guarantees.status_table and settings.queued_status:
             from inqueue.status import StatusStore
 
-            status = StatusStore(guarantees.status_table, ttl_seconds=guarantees.status_ttl_seconds, clock=clock)
+            status = StatusStore(guarantees.status_table, ttl_seconds=guarantees.record_ttl_seconds, clock=clock)
         if guarantees.payload_bucket:
             from inqueue.claimcheck import ClaimCheck
 
@@ -141,8 +146,9 @@ class Ingress:
         if violation is not None:
             raise BadRequest(violation, code="invalid_metadata")
         self._send(envelope)
-        logger.info("queued", extra={"source": source, "type": envelope.type, "event_id": envelope.id})
-        metrics.add_metric(name="Accepted", unit=MetricUnit.Count, value=1)
+        # The one line per accepted event: the correlation id (set above) and the event id, nothing more.
+        # No metric per event either: API Gateway's free Count, less its 4xx and 5xx, is the accepted count.
+        logger.info("queued", extra={"event_id": envelope.id})
         return json_response(202, {"id": envelope.id, "status": "queued"})
 
     def _send(self, envelope: Envelope) -> None:
@@ -162,12 +168,16 @@ class Ingress:
 
             request["MessageGroupId"] = message_group_id(envelope, self.sources.ordering_key(envelope.source))
             request["MessageDeduplicationId"] = envelope.id
+        # The queued record is written while SendMessage is in flight: one round trip to the 202, not two.
+        queued = self._record_queued(envelope) if self.status is not None else None
         try:
             self.sqs.send_message(**request)
         except Exception as exc:  # noqa: BLE001 - any failure means "not queued", and the sender must retry
+            if queued is not None:
+                self._withdraw_queued(envelope, queued)
             raise self._unavailable("queue", "queued", "queue_unavailable", envelope, exc) from None
-        if self.status is not None:
-            self._record_queued(envelope)
+        if queued is not None:
+            self._settle_queued(envelope, queued)
 
     def _check_body(self, envelope: Envelope) -> tuple[Envelope, str, int]:
         """Store a body too large to send inline; failing that, the event is not accepted (503).
@@ -199,17 +209,37 @@ class Ingress:
             retry_after=self.settings.retry_after_seconds,
         )
 
-    def _record_queued(self, envelope: Envelope) -> None:
-        """Best effort: the event is queued and the 202 is true whatever happens here."""
+    def _record_queued(self, envelope: Envelope) -> Future[bool]:
+        """Start the ``queued`` write on the status thread; its answer is read after SendMessage."""
+        status = self.status
+        assert status is not None
+        status.client  # noqa: B018 - built here, on this thread: creating clients is not thread safe
+        if self._status_writer is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._status_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inqueue-status")
+        return self._status_writer.submit(status.queued, envelope)
+
+    def _settle_queued(self, envelope: Envelope, queued: Future[bool]) -> None:
+        """Best effort: the event is queued and the 202 is true whatever the status write did."""
+        try:
+            queued.result()
+        except Exception as exc:  # noqa: BLE001 - a status record is a convenience, the queue is the promise
+            self._status_failed("status write failed; the event is queued all the same", envelope, exc)
+
+    def _withdraw_queued(self, envelope: Envelope, queued: Future[bool]) -> None:
+        """SendMessage failed: a record this request created must not say queued (the sender gets 503)."""
         assert self.status is not None
         try:
-            self.status.queued(envelope)
-        except Exception as exc:  # noqa: BLE001 - a status record is a convenience, the queue is the promise
-            logger.warning(
-                "status write failed; the event is queued all the same",
-                extra={"event_id": envelope.id, "error": type(exc).__name__, "detail": str(exc)[:300]},
-            )
-            metrics.add_metric(name="StatusWriteFailed", unit=MetricUnit.Count, value=1)
+            if queued.result():
+                self.status.withdraw_queued(envelope.id)
+        except Exception as exc:  # noqa: BLE001 - the 503 stands; the record expires with its TTL
+            self._status_failed("could not withdraw the queued status of an event that was not queued", envelope, exc)
+
+    @staticmethod
+    def _status_failed(message: str, envelope: Envelope, exc: Exception) -> None:
+        logger.warning(message, extra={"event_id": envelope.id, "error": type(exc).__name__, "detail": str(exc)[:300]})
+        _count_one("StatusWriteFailed")
 
     def _correlation_id(self, request: Request) -> str:
         candidate = request.header("x-correlation-id") or request.header("x-request-id")
@@ -225,5 +255,11 @@ class Ingress:
             "rejected",
             extra={"source": source[:64], "status": error.status, "code": error.code, "reason": error.message},
         )
-        with single_metric(name="Rejected", unit=MetricUnit.Count, value=1, namespace=metrics.namespace) as metric:
-            metric.add_dimension(name="reason", value=error.code)
+        _count_one("Rejected", reason=error.code)
+
+
+def _count_one(name: str, **dimensions: str) -> None:
+    """One metric line now: the ingress emits metrics only when something went wrong, never per event."""
+    with single_metric(name=name, unit=MetricUnit.Count, value=1, namespace=metrics.namespace) as metric:
+        for key, value in dimensions.items():
+            metric.add_dimension(name=key, value=value)

@@ -38,13 +38,34 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
     return value
 
 
+def _required_int(env: Mapping[str, str], name: str, low: int, high: int) -> int:
+    _required(env, name)
+    return _int(env, name, 0, low, high)
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw not in ("true", "false"):
+        raise SettingsError(f"{name} must be true or false, not {raw!r}")
+    return raw == "true"
+
+
 @dataclass(frozen=True, slots=True)
 class IngressSettings:
+    """``queued_status``: write the ``queued`` record at accept time (concurrently with SendMessage).
+
+    Off, the first record an event gets is the worker's claim: a caller asking right after
+    the 202 sees 404 until then, and an event that waits in the queue has no record.
+    """
+
     queue_url: str
     sources_json: str
     max_body_bytes: int
     retry_after_seconds: int
     secrets_max_age: int
+    queued_status: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> IngressSettings:
@@ -55,6 +76,7 @@ class IngressSettings:
             max_body_bytes=_int(env, "INQUEUE_MAX_BODY_BYTES", 1_000_000, 1, SQS_MAX_MESSAGE_BYTES),
             retry_after_seconds=_int(env, "INQUEUE_RETRY_AFTER_SECONDS", 5, 1, 3600),
             secrets_max_age=_int(env, "INQUEUE_SECRETS_MAX_AGE", 300, 0, 86_400),
+            queued_status=_flag(env, "INQUEUE_QUEUED_STATUS", True),
         )
 
 
@@ -73,16 +95,24 @@ def _optional(env: Mapping[str, str], name: str) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class GuaranteeSettings:
-    """What both functions may share for status and large payloads; every resource is optional.
+    """What both functions share for the event records and large payloads; every resource is optional.
 
-    Without ``INQUEUE_STATUS_TABLE`` nothing writes status; without ``INQUEUE_PAYLOAD_BUCKET``
-    envelopes are sent inline up to the queue's 1 MiB limit.
+    Without ``INQUEUE_STATUS_TABLE`` there is no record per event: no status, and no
+    idempotency (the worker runs every delivery). Without ``INQUEUE_PAYLOAD_BUCKET``
+    envelopes are sent inline up to the queue's 1 MiB limit. A record lives
+    ``record_ttl_seconds`` after its last write: the status retention, and never less than
+    the idempotency window, so that a duplicate of a completed event finds its result.
     """
 
     status_table: str | None
     status_ttl_seconds: int
+    idempotency_ttl_seconds: int
     payload_bucket: str | None
     inline_limit_bytes: int
+
+    @property
+    def record_ttl_seconds(self) -> int:
+        return max(self.status_ttl_seconds, self.idempotency_ttl_seconds)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> GuaranteeSettings:
@@ -90,6 +120,9 @@ class GuaranteeSettings:
         return cls(
             status_table=_optional(env, "INQUEUE_STATUS_TABLE"),
             status_ttl_seconds=_int(env, "INQUEUE_STATUS_TTL_SECONDS", 7 * 86_400, 3600, 366 * 86_400),
+            idempotency_ttl_seconds=_int(
+                env, "INQUEUE_IDEMPOTENCY_TTL_SECONDS", MIN_IDEMPOTENCY_SECONDS, MIN_IDEMPOTENCY_SECONDS, 366 * 86_400
+            ),
             payload_bucket=_optional(env, "INQUEUE_PAYLOAD_BUCKET"),
             inline_limit_bytes=_int(
                 env, "INQUEUE_INLINE_LIMIT_BYTES", DEFAULT_INLINE_LIMIT_BYTES, 1024, SQS_MAX_MESSAGE_BYTES
@@ -97,23 +130,31 @@ class GuaranteeSettings:
         )
 
 
+# AWS calls a batch has in flight at once (claims, completions, SQS batch calls), one thread and one
+# pooled connection each: a batch of n records takes ceil(n / this) waves per round.
+DEFAULT_CALLS_IN_FLIGHT = 16
+
+
 @dataclass(frozen=True, slots=True)
 class WorkerSettings:
     """The worker's retry policy and the resources behind its guarantees.
 
-    ``max_receive_count`` must equal the queue's redrive policy (the template passes the
-    same parameter to both); when unset the worker reads it from the queue once.
-    ``dlq_url`` likewise falls back to the queue's redrive target.
+    The queue URL, the dead-letter queue URL and ``max_receive_count`` are required: the
+    template sets them from the same resources and parameter as the queue's redrive policy,
+    so the worker never has to look them up.
     """
 
     guarantees: GuaranteeSettings
-    idempotency_table: str | None
-    idempotency_ttl_seconds: int
     retry_base_seconds: int
     retry_max_seconds: int
-    max_receive_count: int | None
-    queue_url: str | None
-    dlq_url: str | None
+    max_receive_count: int
+    queue_url: str
+    dlq_url: str
+    calls_in_flight: int = DEFAULT_CALLS_IN_FLIGHT
+
+    @property
+    def idempotency_ttl_seconds(self) -> int:
+        return self.guarantees.idempotency_ttl_seconds
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> WorkerSettings:
@@ -124,16 +165,12 @@ class WorkerSettings:
             raise SettingsError(
                 f"INQUEUE_RETRY_MAX_SECONDS ({cap}) must not be below INQUEUE_RETRY_BASE_SECONDS ({base})"
             )
-        receives = _int(env, "INQUEUE_MAX_RECEIVE_COUNT", 0, 0, 1000)
         return cls(
             guarantees=GuaranteeSettings.from_env(env),
-            idempotency_table=_optional(env, "INQUEUE_IDEMPOTENCY_TABLE"),
-            idempotency_ttl_seconds=_int(
-                env, "INQUEUE_IDEMPOTENCY_TTL_SECONDS", MIN_IDEMPOTENCY_SECONDS, MIN_IDEMPOTENCY_SECONDS, 366 * 86_400
-            ),
             retry_base_seconds=base,
             retry_max_seconds=cap,
-            max_receive_count=receives or None,
-            queue_url=_optional(env, "INQUEUE_QUEUE_URL"),
-            dlq_url=_optional(env, "INQUEUE_DLQ_URL"),
+            max_receive_count=_required_int(env, "INQUEUE_MAX_RECEIVE_COUNT", 1, 1000),
+            queue_url=_required(env, "INQUEUE_QUEUE_URL"),
+            dlq_url=_required(env, "INQUEUE_DLQ_URL"),
+            calls_in_flight=_int(env, "INQUEUE_CALLS_IN_FLIGHT", DEFAULT_CALLS_IN_FLIGHT, 1, 64),
         )

@@ -472,9 +472,8 @@ class Rig:
             self.runner.functions[name].environment.update(
                 {k: v for k, v in guarantees.items() if k not in self.runner.functions[name].environment}
             )
+        # One table holds each event's status and idempotency state (the template's StatusTable).
         worker = self.runner.functions[self.WORKER]
-        if "INQUEUE_IDEMPOTENCY_TABLE" not in worker.environment:
-            worker.environment["INQUEUE_IDEMPOTENCY_TABLE"] = self._table("inqueue-idempotency")
         self._register_processor(worker)
         (self.poller,) = [p for key, p in self.runner.pollers.items() if key.startswith(self.WORKER + ".")]
         assert self.runner.gateway is not None

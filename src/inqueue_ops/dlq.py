@@ -72,34 +72,18 @@ class StatusRecords(Protocol):
 
 
 class OperatorStatus:
-    """The DynamoDB status store plus the one write only operators make: back to ``queued``, attempts reset.
+    """The record store seen by the operator tools: reads, and the one write only operators make (``redriven``)."""
 
-    The write is unconditional on purpose: a redrive or replay is the operator's decision, and it is
-    made before the message is sent, so no worker write for the new delivery can come before it.
-    """
-
-    def __init__(self, store: Any, clock: Callable[[], float] = time.time):
+    def __init__(self, store: Any):
         self.store = store
-        self.clock = clock
 
     def get(self, event_id: str) -> Mapping[str, Any] | None:
         record: Mapping[str, Any] | None = self.store.get(event_id)
         return record
 
     def mark_queued(self, event_id: str) -> None:
-        from inqueue.envelope import isoformat_ms
-
-        self.store.client.update_item(
-            TableName=self.store.table_name,
-            Key={"id": {"S": event_id}},
-            UpdateExpression="SET #status = :queued, #attempt = :zero, updated_at = :now REMOVE next_try_at, reason",
-            ExpressionAttributeNames={"#status": "status", "#attempt": "attempt"},
-            ExpressionAttributeValues={
-                ":queued": {"S": "queued"},
-                ":zero": {"N": "0"},
-                ":now": {"S": isoformat_ms(self.clock())},
-            },
-        )
+        """Back to ``queued``, attempts reset, with a ``redriven`` entry in the event's history."""
+        self.store.redriven(event_id)
 
 
 @dataclass(frozen=True, slots=True)

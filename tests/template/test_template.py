@@ -26,7 +26,8 @@ INGRESS_ACTIONS = {
     "kms:Decrypt",
     "ssm:GetParameter",
     "secretsmanager:GetSecretValue",
-    "dynamodb:PutItem",  # the queued status record
+    "dynamodb:PutItem",  # the queued record
+    "dynamodb:DeleteItem",  # ... withdrawn when SendMessage then failed (the sender got 503)
     "s3:PutObject",  # bodies over InlineLimitBytes (claim checks)
 }
 # The FifoQueue parameter switches both queues; the checks that depend on it run in both modes.
@@ -198,7 +199,7 @@ def check_ingress_may_only_send(cfn: Template) -> None:
         if "secretsmanager:GetSecretValue" in actions:
             prefix = resolve({"Ref": "SecretsManagerPrefix"})
             assert resource == f"arn:aws:secretsmanager:us-east-1:123456789012:secret:{prefix}*"
-        if "dynamodb:PutItem" in actions:
+        if any(a.startswith("dynamodb:") for a in actions):
             assert resource == ("GetAtt", "StatusTable", "Arn")
         if "s3:PutObject" in actions:
             assert resource == "('GetAtt', 'PayloadBucket', 'Arn')/*"
@@ -253,7 +254,49 @@ def check_ingress_environment(cfn: Template) -> None:
     env = props(cfn, "IngressFunction")["Environment"]["Variables"]
     assert env.get("INQUEUE_QUEUE_URL") == {"Ref": "EventsQueue"}
     assert env.get("INQUEUE_SOURCES") == {"Ref": "SourcesConfig"}
+    assert env.get("INQUEUE_QUEUED_STATUS") == {"Ref": "QueuedStatus"}
+    assert cfn["Parameters"]["QueuedStatus"]["Default"] == "true"
     json.loads(cfn["Parameters"]["SourcesConfig"]["Default"])
+
+
+def check_worker_environment(cfn: Template) -> None:
+    # Required by the worker's settings, from the very resources and parameter the redrive policy uses.
+    env = props(cfn, "WorkerFunction")["Environment"]["Variables"]
+    assert env.get("INQUEUE_QUEUE_URL") == {"Ref": "EventsQueue"}
+    assert env.get("INQUEUE_DLQ_URL") == {"Ref": "DeadLetterQueue"}
+    redrive = props(cfn, "EventsQueue")["RedrivePolicy"]
+    assert env.get("INQUEUE_MAX_RECEIVE_COUNT") == redrive["maxReceiveCount"] == {"Ref": "MaxReceiveCount"}
+
+
+def check_one_record_per_event(cfn: Template) -> None:
+    # One table holds each event's status, idempotency state and history; every function names the same one.
+    tables = resources_of_type(cfn, "AWS::DynamoDB::Table")
+    assert set(tables) == {"StatusTable"}, f"one record per event lives in StatusTable alone, not {sorted(tables)}"
+    table = props(cfn, "StatusTable")
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert table["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    for function in ("IngressFunction", "WorkerFunction", "StatusFunction"):
+        env = props(cfn, function)["Environment"]["Variables"]
+        assert env.get("INQUEUE_STATUS_TABLE") == {"Ref": "StatusTable"}, function
+    worker = {a for st in statements(function_role(cfn, "WorkerFunction")) for a in as_list(st["Action"])}
+    assert {a for a in worker if a.startswith("dynamodb:")} == {"dynamodb:GetItem", "dynamodb:UpdateItem"}
+    assert cfn["Outputs"]["StatusTableName"]["Value"] == {"Ref": "StatusTable"}
+
+
+def managed_policies(resolve: Resolver, role: Template) -> list[str]:
+    arns = resolve(role["Properties"].get("ManagedPolicyArns", []))
+    return [str(arn) for arn in arns] if isinstance(arns, list) else []
+
+
+def check_tracing_off_by_default(cfn: Template) -> None:
+    # X-Ray costs about $5 per million traces and samples nearly every request at webhook rates.
+    assert cfn["Parameters"]["TracingMode"]["Default"] == "Disabled"
+    resolve = Resolver(cfn)
+    for name, function in resources_of_type(cfn, "AWS::Lambda::Function").items():
+        assert "TracingConfig" not in function["Properties"], f"{name} is traced by default"
+        assert function["Properties"]["Environment"]["Variables"].get("INQUEUE_TRACING_MODE") == {"Ref": "TracingMode"}
+        managed = managed_policies(resolve, function_role(cfn, name))
+        assert not [arn for arn in managed if "Xray" in arn], f"{name}'s role may write X-Ray traces: {managed}"
 
 
 def check_environment_is_plain(cfn: Template) -> None:
@@ -335,6 +378,9 @@ CHECKS: list[Callable[[Template], None]] = [
     check_runtime_and_architecture,
     check_ingress_sizing,
     check_ingress_environment,
+    check_worker_environment,
+    check_one_record_per_event,
+    check_tracing_off_by_default,
     check_environment_is_plain,
     check_http_api,
     check_log_groups,
@@ -480,6 +526,28 @@ def joined_variable(sam: Template) -> None:
     env["INQUEUE_EXTRA"] = {"Fn::Join": ["", ["a", "b"]]}
 
 
+def status_write_always_on(sam: Template) -> None:
+    del resource(sam, "IngressFunction")["Environment"]["Variables"]["INQUEUE_QUEUED_STATUS"]
+
+
+def receive_count_written_twice(sam: Template) -> None:
+    resource(sam, "WorkerFunction")["Environment"]["Variables"]["INQUEUE_MAX_RECEIVE_COUNT"] = "5"
+
+
+def a_second_table(sam: Template) -> None:
+    sam["Resources"]["IdempotencyTable"] = copy.deepcopy(sam["Resources"]["StatusTable"])
+
+
+def worker_deletes_records(sam: Template) -> None:
+    statements = resource(sam, "WorkerRole")["Policies"][1]["PolicyDocument"]["Statement"]
+    records = next(st for st in statements if st.get("Sid") == "EventRecords")
+    records["Action"] = [*records["Action"], "dynamodb:DeleteItem"]
+
+
+def traced_by_default(sam: Template) -> None:
+    sam["Parameters"]["TracingMode"]["Default"] = "Active"
+
+
 def post_only(sam: Template) -> None:
     resource(sam, "IngressFunction")["Events"]["Hook"]["Properties"]["Method"] = "POST"
 
@@ -531,6 +599,11 @@ MUTATIONS: list[tuple[Callable[[Template], None], Callable[[Template], None]]] =
     (older_runtime, check_runtime_and_architecture),
     (big_ingress, check_ingress_sizing),
     (renamed_queue_variable, check_ingress_environment),
+    (status_write_always_on, check_ingress_environment),
+    (receive_count_written_twice, check_worker_environment),
+    (a_second_table, check_one_record_per_event),
+    (worker_deletes_records, check_one_record_per_event),
+    (traced_by_default, check_tracing_off_by_default),
     (joined_variable, check_environment_is_plain),
     (post_only, check_http_api),
     (no_throttling, check_http_api),
@@ -555,3 +628,19 @@ def test_check_catches(mutate: Callable[[Template], None], check: Callable[[Temp
     # THEN the check for that property fails
     with pytest.raises(AssertionError):
         check(transformed)
+
+
+def test_active_tracing_traces_every_function_and_lets_it_write_traces() -> None:
+    # GIVEN the template deployed with TracingMode=Active
+    traced = copy.deepcopy(SAM)
+    traced["Parameters"]["TracingMode"]["Default"] = "Active"
+
+    # WHEN SAM transforms it
+    cfn = transform(traced)
+
+    # THEN every function records traces, and its role may send them
+    resolve = Resolver(cfn)
+    for name, function in resources_of_type(cfn, "AWS::Lambda::Function").items():
+        assert resolve(function["Properties"]["TracingConfig"]) == {"Mode": "Active"}, name
+        managed = managed_policies(resolve, function_role(cfn, name))
+        assert [arn for arn in managed if "AWSXrayWriteOnlyAccess" in arn], name

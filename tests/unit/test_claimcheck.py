@@ -8,14 +8,13 @@ from typing import Any
 import boto3
 import pytest
 from tests.conftest import drain
-from tests.factories import LambdaContext, http_event, make_envelope
+from tests.factories import LambdaContext, http_event, make_envelope, worker_settings
 from tests.tables import PAYLOAD_BUCKET, create_payload_bucket, create_queues, receive_event
 
 from inqueue.claimcheck import ClaimCheck
 from inqueue.envelope import CLAIM_CHECK_VERSION, ENVELOPE_VERSION, Envelope
 from inqueue.errors import EnvelopeError, PermanentError
 from inqueue.ingress import Ingress
-from inqueue.settings import WorkerSettings
 from inqueue.worker import DEAD_REASON_ATTRIBUTE, Router, Worker
 
 NOW = 1_795_435_200.0
@@ -61,7 +60,7 @@ def test_a_large_body_goes_to_s3_and_the_worker_puts_it_back(ingress: Ingress, s
     router = Router()
     router.default(lambda event: seen.append(event.body))
     record_event = {"Records": [_record(message, queue_url)]}
-    assert Worker(router).handle(record_event, LambdaContext()) == {"batchItemFailures": []}
+    assert Worker(router, worker_settings()).handle(record_event, LambdaContext()) == {"batchItemFailures": []}
     assert seen == [json.loads(body)]
 
 
@@ -149,7 +148,8 @@ def test_a_lost_payload_is_dead_lettered_with_the_reason(s3: Any) -> None:
     sqs.send_message(QueueUrl=queue_url, MessageBody=envelope.to_json())
 
     # WHEN the worker gets it
-    response = Worker(Router(), WorkerSettings.from_env({})).handle(receive_event(sqs, queue_url), LambdaContext())
+    settings = worker_settings(INQUEUE_QUEUE_URL=queue_url, INQUEUE_DLQ_URL=dlq_url)
+    response = Worker(Router(), settings).handle(receive_event(sqs, queue_url), LambdaContext())
 
     # THEN it is not retried: it is in the DLQ with the reason
     assert response == {"batchItemFailures": []}

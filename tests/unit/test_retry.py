@@ -48,6 +48,9 @@ def test_a_requested_delay_is_honoured_as_asked() -> None:
     assert backoff.delay(1, requested=-5) == 0
 
 
+REQUIRED = {"INQUEUE_QUEUE_URL": "q", "INQUEUE_DLQ_URL": "d", "INQUEUE_MAX_RECEIVE_COUNT": "5"}
+
+
 @pytest.mark.parametrize(
     ("env", "message"),
     [
@@ -55,17 +58,27 @@ def test_a_requested_delay_is_honoured_as_asked() -> None:
         ({"INQUEUE_RETRY_BASE_SECONDS": "100", "INQUEUE_RETRY_MAX_SECONDS": "50"}, "must not be below"),
         ({"INQUEUE_IDEMPOTENCY_TTL_SECONDS": "3600"}, "between 259200"),
         ({"INQUEUE_INLINE_LIMIT_BYTES": "2000000"}, "between 1024 and 1048576"),
+        ({"INQUEUE_MAX_RECEIVE_COUNT": "0"}, "between 1 and 1000"),
+        ({"INQUEUE_CALLS_IN_FLIGHT": "65"}, "between 1 and 64"),
     ],
 )
 def test_settings_refuse_limits_aws_would_refuse(env: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError, match=message):
-        WorkerSettings.from_env(env)
+        WorkerSettings.from_env({**REQUIRED, **env})
 
 
-def test_settings_defaults_keep_idempotency_records_at_least_72_hours() -> None:
-    settings = WorkerSettings.from_env({})
+@pytest.mark.parametrize("missing", sorted(REQUIRED))
+def test_the_worker_needs_its_queues_and_receive_count_from_its_settings(missing: str) -> None:
+    # The template always sets them; without one the worker fails at start-up, naming it.
+    with pytest.raises(SettingsError, match=missing):
+        WorkerSettings.from_env({name: value for name, value in REQUIRED.items() if name != missing})
+
+
+def test_settings_defaults_keep_records_at_least_72_hours() -> None:
+    settings = WorkerSettings.from_env({**REQUIRED, "INQUEUE_STATUS_TTL_SECONDS": "3600"})
 
     assert settings.idempotency_ttl_seconds >= 72 * 3600
+    assert settings.guarantees.record_ttl_seconds == 72 * 3600  # status kept 1 h, the record still 72 h
     assert (settings.retry_base_seconds, settings.retry_max_seconds) == (10, 3600)
-    assert settings.max_receive_count is None
+    assert settings.max_receive_count == 5
     assert settings.guarantees.inline_limit_bytes == 256 * 1024

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
-from tests.factories import LambdaContext, load_event, make_envelope, sqs_record
+from tests.factories import DLQ_URL, QUEUE_URL, LambdaContext, load_event, make_envelope, sqs_record, worker_settings
 
 from inqueue.envelope import Envelope
 from inqueue.worker import Router, Worker
@@ -35,7 +35,7 @@ def test_a_failing_record_is_reported_by_its_message_id_and_the_rest_succeed(aws
     batch = {"Records": [sqs_record(envelope_json(n=n), message_id=f"m{n}") for n in (1, 2, 3)]}
 
     # WHEN the batch is processed
-    response = Worker(router).handle(batch, LambdaContext())
+    response = Worker(router, worker_settings()).handle(batch, LambdaContext())
 
     # THEN only m2 is reported, and the others were processed
     assert response == {"batchItemFailures": [{"itemIdentifier": "m2"}]}
@@ -48,15 +48,17 @@ def test_an_all_failed_batch_fails_the_invocation(aws: None) -> None:
     batch = {"Records": [sqs_record(envelope_json(n=n), message_id=f"m{n}") for n in (1, 2)]}
 
     with pytest.raises(BatchProcessingError):
-        Worker(router).handle(batch, LambdaContext())
+        Worker(router, worker_settings()).handle(batch, LambdaContext())
 
 
-def test_a_bad_message_is_reported_when_no_dead_letter_queue_is_known(aws: None) -> None:
-    # With a dead-letter queue it goes there at once (test_worker_guarantees); without one it is
-    # never dropped: it stays reported until the queue's own redrive policy or retention ends it.
+def test_a_bad_message_is_reported_when_the_dead_letter_queue_cannot_take_it(aws: None) -> None:
+    # With a dead-letter queue it goes there at once (test_worker_guarantees); when the send fails it is
+    # never dropped: it stays reported until a later receive reaches the dead-letter queue.
     batch = {"Records": [sqs_record("not json", message_id="bad"), sqs_record(envelope_json(), message_id="ok")]}
 
-    assert Worker(Router()).handle(batch, LambdaContext()) == {"batchItemFailures": [{"itemIdentifier": "bad"}]}
+    assert Worker(Router(), worker_settings()).handle(batch, LambdaContext()) == {
+        "batchItemFailures": [{"itemIdentifier": "bad"}]
+    }
 
 
 def test_routes_prefer_the_most_specific_match() -> None:
@@ -84,7 +86,7 @@ def test_registering_the_same_route_twice_is_refused() -> None:
 def test_unrouted_events_are_acknowledged_by_default() -> None:
     batch = {"Records": [sqs_record(envelope_json("nobody", "unknown"), message_id="m1")]}
 
-    assert Worker(Router()).handle(batch, LambdaContext()) == {"batchItemFailures": []}
+    assert Worker(Router(), worker_settings()).handle(batch, LambdaContext()) == {"batchItemFailures": []}
 
 
 def load_function(name: str) -> Any:
@@ -97,7 +99,16 @@ def load_function(name: str) -> Any:
     return module
 
 
-def test_worker_entry_point_processes_the_example_batch_twice(capsys: pytest.CaptureFixture[str]) -> None:
+def test_worker_entry_point_processes_the_example_batch_twice(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The template always sets these; there is no status table here, so nothing is claimed.
+    for name, value in {
+        "INQUEUE_QUEUE_URL": QUEUE_URL,
+        "INQUEUE_DLQ_URL": DLQ_URL,
+        "INQUEUE_MAX_RECEIVE_COUNT": "5",
+    }.items():
+        monkeypatch.setenv(name, value)
     app = load_function("worker")
     batch = load_event("sqs-batch.json")
 

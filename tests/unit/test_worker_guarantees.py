@@ -1,35 +1,30 @@
 """Worker guarantees against moto's SQS and DynamoDB: at most once per event id, backoff, dead letters, FIFO.
 
-Time is stepped with freezegun, which moves moto's visibility clock and Powertools'
-idempotency clock together; nothing sleeps. Records come from a real receive on moto's
-queue, shaped as the event source mapping delivers them, so ChangeMessageVisibility
-and the redrive policy act on real queue state.
+Time is stepped with freezegun, which moves moto's visibility clock and the record store's
+clock together; nothing sleeps. Records come from a real receive on moto's queue, shaped
+as the event source mapping delivers them, so ChangeMessageVisibilityBatch and the
+redrive policy act on real queue state. Faults are injected at botocore's boundary
+(a handler on the client's events), never by replacing our own code.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+from botocore.awsrequest import AWSResponse
+from botocore.exceptions import EndpointConnectionError
 from freezegun import freeze_time
 from freezegun.api import FrozenDateTimeFactory
 from tests.factories import LambdaContext, make_envelope
-from tests.tables import (
-    IDEMPOTENCY_TABLE,
-    STATUS_TABLE,
-    create_idempotency_table,
-    create_queues,
-    create_status_table,
-    receive_event,
-    settle,
-    visible_count,
-)
+from tests.tables import STATUS_TABLE, create_queues, create_status_table, receive_event, settle, visible_count
 
 from inqueue.envelope import Envelope
 from inqueue.errors import PermanentError, RetryLater
@@ -37,6 +32,7 @@ from inqueue.retry import Backoff
 from inqueue.settings import WorkerSettings
 from inqueue.status import StatusStore
 from inqueue.worker import DEAD_REASON_ATTRIBUTE, REPLAY_FLAG, Router, Worker
+from inqueue.worker.sqs import Queues
 
 T0 = "2026-11-23T12:00:00Z"
 MAX_RECEIVES = 3
@@ -45,11 +41,14 @@ MAX_RECEIVES = 3
 @dataclass
 class World:
     sqs: Any
+    dynamodb: Any
     queue_url: str
     dlq_url: str
     status: StatusStore
     clock: FrozenDateTimeFactory
     calls: list[str] = field(default_factory=list)
+    aws_calls: Counter[str] = field(default_factory=Counter)
+    worker_calls: Counter[str] = field(default_factory=Counter)
 
     def send(self, envelope: Envelope, **extra: Any) -> None:
         self.sqs.send_message(
@@ -63,7 +62,9 @@ class World:
         settings = WorkerSettings.from_env(
             {
                 "INQUEUE_STATUS_TABLE": STATUS_TABLE,
-                "INQUEUE_IDEMPOTENCY_TABLE": IDEMPOTENCY_TABLE,
+                "INQUEUE_QUEUE_URL": self.queue_url,
+                "INQUEUE_DLQ_URL": self.dlq_url,
+                "INQUEUE_MAX_RECEIVE_COUNT": str(MAX_RECEIVES),
                 "INQUEUE_RETRY_BASE_SECONDS": "10",
                 "INQUEUE_RETRY_MAX_SECONDS": "300",
                 **(env or {}),
@@ -72,7 +73,8 @@ class World:
         return Worker(
             router,
             settings,
-            status=self.status,
+            store=self.status,
+            queues=Queues(self.queue_url, self.dlq_url, self.sqs),
             backoff=Backoff(10, 300, random=lambda: random),
             clock=time.time,
         )
@@ -80,22 +82,53 @@ class World:
     def deliver(self, worker: Worker, timeout_ms: int = 30_000) -> tuple[dict[str, Any], Any]:
         """One receive, one invocation, then what the event source mapping does with the answer."""
         event = receive_event(self.sqs, self.queue_url)
+        self.aws_calls.clear()
         try:
             response = worker.handle(event, LambdaContext(timeout_ms=timeout_ms))
         except BatchProcessingError:  # every record failed: the invocation fails and nothing is deleted
             response = {"batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in event["Records"]]}
+        self.worker_calls = Counter(self.aws_calls)  # the invocation's, not the event source mapping's below
         settle(self.sqs, self.queue_url, event, response)
         return event, response
+
+    def count_calls(self) -> None:
+        """From now on, every AWS call the worker's clients make is counted by operation (in ``aws_calls``)."""
+
+        def count(event_name: str, **_: Any) -> None:
+            self.aws_calls[event_name.rsplit(".", 1)[-1]] += 1
+
+        for client in (self.sqs, self.dynamodb):
+            client.meta.events.register("before-call", count)
+
+    def fail(self, service: str, operation: str, when: Callable[[dict[str, Any]], bool]) -> None:
+        """The transport fails the calls of ``operation`` whose parameters match ``when``, as a network fault would."""
+
+        def maybe_fail(params: dict[str, Any], **_: Any) -> None:
+            if when(params):
+                raise EndpointConnectionError(endpoint_url=f"https://{service}.us-east-1.amazonaws.com")
+
+        client = self.sqs if service == "sqs" else self.dynamodb
+        client.meta.events.register(f"before-parameter-build.{service}.{operation}", maybe_fail)
+
+
+def make_world(fifo: bool, clock: FrozenDateTimeFactory) -> World:
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    queue_url, dlq_url = create_queues(sqs, fifo=fifo, max_receives=MAX_RECEIVES)
+    dynamodb = create_status_table()
+    status = StatusStore(STATUS_TABLE, dynamodb, clock=time.time)
+    return World(sqs, dynamodb, queue_url, dlq_url, status, clock)
 
 
 @pytest.fixture
 def world(aws: None) -> Iterator[World]:
     with freeze_time(T0) as clock:
-        sqs = boto3.client("sqs", region_name="us-east-1")
-        queue_url, dlq_url = create_queues(sqs, max_receives=MAX_RECEIVES)
-        create_idempotency_table()
-        status = StatusStore(STATUS_TABLE, create_status_table(), clock=time.time)
-        yield World(sqs, queue_url, dlq_url, status, clock)
+        yield make_world(False, clock)
+
+
+@pytest.fixture
+def fifo(aws: None) -> Iterator[World]:
+    with freeze_time(T0) as clock:
+        yield make_world(True, clock)
 
 
 def envelope(event_id: str = "evt-1", **meta: Any) -> Envelope:
@@ -121,12 +154,15 @@ def test_a_duplicate_delivery_returns_the_stored_result_without_processing_again
     world.send(envelope())
     _, first = world.deliver(worker)
     world.send(envelope())
+    world.count_calls()
 
     # WHEN the duplicate is delivered
     _, second = world.deliver(worker)
 
     # THEN the processor ran once, both deliveries were acknowledged, and the status kept the result
     assert world.calls == ["evt-1"]
+    # AND the duplicate cost one refused claim, which answered with the stored result: no read, no write
+    assert world.worker_calls == Counter({"UpdateItem": 1})
     assert first == second == {"batchItemFailures": []}
     assert visible_count(world.sqs, world.queue_url) == 0
     record = world.status.get("evt-1")
@@ -273,42 +309,6 @@ def test_the_last_attempt_records_dead_and_sqs_moves_the_message(world: World) -
     assert world.calls == ["evt-1"] * MAX_RECEIVES
 
 
-def test_max_receive_count_from_settings_needs_no_queue_lookup(world: World) -> None:
-    worker = world.worker(
-        recording_router(world, fail_with=ConnectionError("down")),
-        env={"INQUEUE_MAX_RECEIVE_COUNT": "1", "INQUEUE_DLQ_URL": world.dlq_url},
-    )
-    world.send(envelope())
-
-    world.deliver(worker)
-
-    record = world.status.get("evt-1")
-    assert record is not None
-    assert record["status"] == "dead"
-
-
-def test_a_failed_status_write_never_fails_the_record(world: World) -> None:
-    # GIVEN a status table that does not exist
-    worker = world.worker(recording_router(world, result={"ok": True}))
-    worker.status = StatusStore("no-such-table", boto3.client("dynamodb", region_name="us-east-1"))
-    world.send(envelope())
-
-    _, response = world.deliver(worker)
-
-    assert response == {"batchItemFailures": []}
-    assert world.calls == ["evt-1"]
-
-
-@pytest.fixture
-def fifo(aws: None) -> Iterator[World]:
-    with freeze_time(T0) as clock:
-        sqs = boto3.client("sqs", region_name="us-east-1")
-        queue_url, dlq_url = create_queues(sqs, fifo=True, max_receives=MAX_RECEIVES)
-        create_idempotency_table()
-        status = StatusStore(STATUS_TABLE, create_status_table(), clock=time.time)
-        yield World(sqs, queue_url, dlq_url, status, clock)
-
-
 def test_fifo_stops_a_group_at_its_first_failure_and_lets_other_groups_go_on(fifo: World) -> None:
     # GIVEN two groups, interleaved, where the first record of group A fails
     router = Router()
@@ -350,3 +350,202 @@ def test_fifo_permanent_error_goes_to_the_fifo_dlq_and_the_group_goes_on(fifo: W
     assert fifo.calls == ["a1", "a2"]
     [dead] = fifo.sqs.receive_message(QueueUrl=fifo.dlq_url, AttributeNames=["All"])["Messages"]
     assert dead["Attributes"]["MessageGroupId"] == "A"
+
+
+# -- a batch at a time: what each batch costs -----------------------------------------------
+
+
+def send_batch(world: World, count: int = 10, prefix: str = "evt") -> None:
+    world.sqs.send_message_batch(
+        QueueUrl=world.queue_url,
+        Entries=[
+            {
+                "Id": str(n),
+                "MessageBody": envelope(f"{prefix}-{n}").to_json(),
+                "MessageAttributes": envelope(f"{prefix}-{n}").message_attributes(),
+            }
+            for n in range(count)
+        ],
+    )
+
+
+def test_a_batch_of_ten_costs_a_claim_and_a_completion_per_event_and_nothing_per_record_on_sqs(world: World) -> None:
+    # GIVEN ten events, the fourth of which fails
+    router = Router()
+
+    @router.default
+    def process(event: Envelope) -> dict[str, str]:
+        world.calls.append(event.id)
+        if event.id == "evt-3":
+            raise ConnectionError("crm down")
+        return {"ok": event.id}
+
+    worker = world.worker(router)
+    send_batch(world)
+    world.count_calls()
+
+    # WHEN the batch is processed
+    _, response = world.deliver(worker)
+
+    # THEN 9 succeeded and 1 is reported; 2 writes per event (claim, completion) and one SQS call for the batch
+    assert len(response["batchItemFailures"]) == 1
+    assert sorted(world.calls) == sorted(f"evt-{n}" for n in range(10))
+    assert world.worker_calls == Counter({"UpdateItem": 20, "ChangeMessageVisibilityBatch": 1})
+    assert world.status.get("evt-3")["status"] == "retrying"  # type: ignore[index]
+    assert {world.status.get(f"evt-{n}")["status"] for n in range(10) if n != 3} == {"succeeded"}  # type: ignore[index]
+
+
+def test_a_duplicate_batch_costs_one_refused_claim_per_event(world: World) -> None:
+    worker = world.worker(recording_router(world, result={"ok": True}))
+    send_batch(world)
+    world.deliver(worker)
+    send_batch(world)
+    world.count_calls()
+
+    _, response = world.deliver(worker)
+
+    assert response == {"batchItemFailures": []}
+    assert len(world.calls) == 10
+    assert world.worker_calls == Counter({"UpdateItem": 10})
+
+
+def test_two_copies_of_an_event_in_one_batch_run_it_once(world: World) -> None:
+    worker = world.worker(recording_router(world, result={"n": 1}))
+    world.send(envelope())
+    world.send(envelope())
+    world.count_calls()
+
+    _, response = world.deliver(worker)
+
+    assert response == {"batchItemFailures": []}
+    assert world.calls == ["evt-1"]
+    assert world.worker_calls == Counter({"UpdateItem": 2})  # one claim and one completion for both copies
+
+
+def test_a_claim_that_cannot_be_written_is_retried_and_the_processor_does_not_run(world: World) -> None:
+    # GIVEN a table that refuses every claim (throttled past the retries, unreachable)
+    world.fail("dynamodb", "UpdateItem", lambda params: "#lock_id = :v" in params["UpdateExpression"])
+    worker = world.worker(recording_router(world))
+    world.send(envelope())
+
+    _, response = world.deliver(worker)
+
+    # THEN the event waits for a claim: reported and retried, never run without one
+    assert len(response["batchItemFailures"]) == 1
+    assert world.calls == []
+
+
+def test_a_failed_completion_write_never_fails_a_record_that_succeeded(world: World) -> None:
+    # GIVEN a table that takes the claim but fails the success write
+    world.fail("dynamodb", "UpdateItem", lambda params: "#completed_at = :v" in params["UpdateExpression"])
+    worker = world.worker(recording_router(world, result={"ok": True}))
+    world.send(envelope())
+
+    _, response = world.deliver(worker)
+
+    # THEN the record is acknowledged (the processor ran once); the record lags at processing until its lock expires
+    assert response == {"batchItemFailures": []}
+    assert world.calls == ["evt-1"]
+    assert world.status.get("evt-1")["status"] == "processing"  # type: ignore[index]
+
+
+def test_a_visibility_change_that_fails_leaves_no_false_next_try(world: World) -> None:
+    world.fail("sqs", "ChangeMessageVisibilityBatch", lambda params: True)
+    worker = world.worker(recording_router(world, fail_with=TimeoutError("slow")))
+    world.send(envelope())
+
+    _, response = world.deliver(worker)
+
+    record = world.status.get("evt-1")
+    assert len(response["batchItemFailures"]) == 1
+    assert record is not None
+    assert record["status"] == "retrying"
+    assert "next_try_at" not in record  # the message comes back at the queue's visibility timeout instead
+    assert "lock_expires_at" not in record
+
+
+def sqs_answers_one_entry_failed(world: World, operation: str) -> None:
+    """SQS accepting a batch call but failing its first entry (its documented per-entry failure)."""
+    calls: list[dict[str, Any]] = []
+
+    def remember(params: dict[str, Any], **_: Any) -> None:
+        calls.append(dict(params))
+
+    def answer(**_: Any) -> Any:
+        first, *rest = calls[-1]["Entries"]
+        world.sqs.meta.events.unregister(f"before-call.sqs.{operation}", answer)
+        taken = world.sqs.send_message_batch(QueueUrl=calls[-1]["QueueUrl"], Entries=rest) if rest else {}
+        failed = {"Id": first["Id"], "SenderFault": False, "Code": "InternalError", "Message": "try again"}
+        return AWSResponse(calls[-1]["QueueUrl"], 200, {}, None), {
+            "Successful": taken.get("Successful", []),
+            "Failed": [failed],
+        }
+
+    world.sqs.meta.events.register(f"before-parameter-build.sqs.{operation}", remember)
+    world.sqs.meta.events.register_first(f"before-call.sqs.{operation}", answer)
+
+
+def test_a_dead_letter_that_sqs_did_not_take_is_reported_not_dropped(world: World) -> None:
+    # GIVEN two permanent failures, and SQS failing the first entry of the dead-letter batch
+    worker = world.worker(recording_router(world, fail_with=PermanentError("unknown deal")))
+    world.send(envelope("evt-1"))
+    world.send(envelope("evt-2"))
+    event = receive_event(world.sqs, world.queue_url)
+    sqs_answers_one_entry_failed(world, "SendMessageBatch")
+    first_id = json.loads(event["Records"][0]["body"])["id"]
+
+    # WHEN the batch is processed
+    response = worker.handle(event, LambdaContext())
+
+    # THEN the one SQS took is dead and acknowledged; the other is reported, its claim released, not dead
+    assert response == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["messageId"]}]}
+    statuses = {event_id: world.status.get(event_id)["status"] for event_id in ("evt-1", "evt-2")}  # type: ignore[index]
+    assert statuses[first_id] == "retrying"
+    assert set(statuses.values()) == {"retrying", "dead"}
+    assert visible_count(world.sqs, world.dlq_url) == 1
+
+
+def test_a_straggler_of_a_dead_events_own_message_is_not_run_and_goes_back_for_sqs_to_move(world: World) -> None:
+    # GIVEN a permanent failure dead-lettered, in an invocation that then crashed (no answer: the batch returns)
+    worker = world.worker(recording_router(world, fail_with=PermanentError("unknown deal")))
+    world.send(envelope())
+    event = receive_event(world.sqs, world.queue_url)
+    worker.handle(event, LambdaContext())
+    world.clock.tick(181)
+
+    # WHEN the same message comes back
+    _, response = world.deliver(worker)
+
+    # THEN it is not run again; it is reported and visible at once, so SQS moves it after its last receive
+    assert world.calls == ["evt-1"]
+    assert len(response["batchItemFailures"]) == 1
+    world.clock.tick(1)
+    assert visible_count(world.sqs, world.queue_url) == 1
+    assert world.status.get("evt-1")["status"] == "dead"  # type: ignore[index]
+
+
+def test_fifo_releases_the_claims_of_the_records_its_group_skipped(fifo: World) -> None:
+    # GIVEN a group whose first record fails
+    router = Router()
+
+    @router.default
+    def process(event: Envelope) -> None:
+        fifo.calls.append(event.id)
+        if event.id == "a1":
+            raise ConnectionError("crm down")
+
+    for event_id in ("a1", "a2", "a3"):
+        fifo.send(envelope(event_id), MessageGroupId="A", MessageDeduplicationId=event_id)
+
+    # WHEN the batch is processed
+    _, response = fifo.deliver(fifo.worker(router))
+
+    # THEN a2 and a3 never ran, their claims are released (queued, no lock), and they are reported in order
+    assert fifo.calls == ["a1"]
+    assert len(response["batchItemFailures"]) == 3
+    for event_id in ("a2", "a3"):
+        record = fifo.status.get(event_id)
+        assert record is not None
+        assert (record["status"], record["attempt"]) == ("queued", 0)
+        assert "lock_expires_at" not in record
+        assert record["history"][-1]["reason"] == "skipped"

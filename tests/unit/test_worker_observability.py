@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
-from tests.factories import LambdaContext, make_envelope, sqs_record
+from tests.factories import LambdaContext, make_envelope, sqs_record, worker_settings
 
 from inqueue.envelope import Envelope
 from inqueue.observability import logger, metrics
@@ -43,7 +43,7 @@ def test_each_processor_log_line_carries_its_own_records_ids(
     batch = {"Records": [sqs_record(envelope_json(n), message_id=f"m{n}", receive_count=n) for n in (1, 2, 3)]}
 
     # WHEN the batch is processed
-    response = Worker(router).handle(batch, LambdaContext())
+    response = Worker(router, worker_settings()).handle(batch, LambdaContext())
 
     # THEN each line has its record's correlation id, event id, message id and attempt, the failure's too
     assert response == {"batchItemFailures": [{"itemIdentifier": "m2"}]}
@@ -68,7 +68,7 @@ def test_a_bad_envelope_line_does_not_carry_the_previous_records_ids(
     batch = {"Records": [sqs_record(envelope_json(1), message_id="m1"), sqs_record("not json", message_id="m2")]}
 
     # WHEN the batch is processed (no dead-letter queue is known, so the bad one is reported)
-    response = Worker(Router()).handle(batch, LambdaContext())
+    response = Worker(Router(), worker_settings()).handle(batch, LambdaContext())
 
     # THEN the line about the bad message names it, and not the good record before it
     assert response == {"batchItemFailures": [{"itemIdentifier": "m2"}]}
@@ -87,7 +87,7 @@ def test_outcomes_are_counted_once_a_batch_even_when_every_record_failed(aws: No
         if event.body["n"] == 2 or event.body["n"] > 3:
             raise RuntimeError("downstream said no")
 
-    worker = Worker(router)
+    worker = Worker(router, worker_settings())
 
     # WHEN a mixed batch, then an all-failed batch (which fails the invocation), are processed
     worker.handle({"Records": [sqs_record(envelope_json(n), message_id=f"m{n}") for n in (1, 2, 3)]}, LambdaContext())
