@@ -85,6 +85,7 @@ build-check: build venv ## sam build, then check the layer really holds arm64 wh
 BACKEND ?=
 ENDPOINT ?=
 PORT ?= 3000
+CONSOLE_PORT ?=
 EVENT ?= events/apigw-demo-json.json
 PARAMS ?=
 
@@ -94,8 +95,8 @@ PARAMS ?=
 export PARAMS
 
 .PHONY: run send
-run: venv ## The whole pipeline on this machine (BACKEND=moto|localstack, PORT=3000, PARAMS="Name=Value ...")
-	PORT=$(PORT) $(PY) -m inqueue_local run $(if $(BACKEND),--backend $(BACKEND)) $(if $(ENDPOINT),--endpoint $(ENDPOINT)) $(if $(PARAMS),--parameter-overrides "$$PARAMS")
+run: venv ## The whole pipeline on this machine, and its console (BACKEND=moto|localstack, PORT=3000, CONSOLE_PORT=PORT+1, PARAMS="Name=Value ...")
+	PORT=$(PORT) $(PY) -m inqueue_local run $(if $(BACKEND),--backend $(BACKEND)) $(if $(ENDPOINT),--endpoint $(ENDPOINT)) $(if $(CONSOLE_PORT),--console-port $(CONSOLE_PORT)) $(if $(PARAMS),--parameter-overrides "$$PARAMS")
 
 send: venv ## Post an example event to `make run` (EVENT=events/apigw-demo-json.json); exits 1 on a 4xx/5xx
 	@PORT=$(PORT) $(PY) -m inqueue_local send "$(EVENT)"

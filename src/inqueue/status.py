@@ -601,6 +601,17 @@ def encode_result(result: Any) -> tuple[str | None, str | None]:
     return text, None
 
 
+def plain_record(item: Item) -> dict[str, Any]:
+    """An item (wire shape) as plain Python, as ``get`` returns it: numbers as int, ``result`` decoded."""
+    from boto3.dynamodb.types import TypeDeserializer
+
+    deserializer = TypeDeserializer()
+    record = {name: _plain(deserializer.deserialize(value)) for name, value in item.items()}
+    if isinstance(record.get("result"), str):
+        record["result"] = json.loads(record["result"])
+    return record
+
+
 def _plain(value: Any) -> Any:
     from decimal import Decimal
 
