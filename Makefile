@@ -52,8 +52,20 @@ typecheck: venv ## mypy (strict) on the runtime library and the operator tools
 	$(VENV)/bin/mypy
 
 .PHONY: unit
-unit: venv ## pytest
+unit: venv browser ## pytest (the console's browser tests included)
 	$(PY) -m pytest -q
+
+.PHONY: browser screenshots
+# Debian's chromium, driven by Playwright (pinned in requirements/dev.txt): `playwright install`'s own browser
+# download is not used. apt-get runs only when chromium is missing, so a machine that has it pays nothing.
+browser: ## Debian's chromium for the console's browser tests (apt-get as root, only when it is missing)
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" != 0 ]; then echo "chromium is missing: run make browser as root (apt-get install chromium)" >&2; exit 1; fi; \
+	  echo "installing Debian's chromium (apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+screenshots: venv browser ## The console's screenshots under docs/, taken by its browser tests
+	INQUEUE_SCREENSHOTS=docs $(PY) -m pytest -q -p no:cacheprovider tests/e2e/test_console_browser.py
 
 .PHONY: soak
 soak: venv ## Soak: N events (default 1000) through ingress, queue and worker with faults, then the account
