@@ -14,7 +14,7 @@ Where, by cost:
   record's three later writes dearer. The envelope is zlib-compressed (a JSON webhook shrinks
   2-5x; 11 us for 2 KB), so a 2 KB webhook is one write unit. The item has no index key, so
   the recent-events index never sees it, and it expires with the record's TTL.
-* the payload bucket, ``archive/<event id>.json.z``, when the compressed envelope is over
+* the payload bucket, ``archive/<event id>.json.z``, when the item would be over
   ``ITEM_MAX_BYTES``: an S3 PUT costs the same whatever its size ($5 per million), a DynamoDB
   write $0.625 per million per KB, so past 8 KB the bucket is the cheaper place (and past
   400 KB the only one). The bucket's lifecycle rule expires it (``PayloadRetentionDays``).
@@ -39,8 +39,9 @@ if TYPE_CHECKING:
 
 ITEM_PREFIX = "envelope#"
 OBJECT_PREFIX = "archive/"
-# Compressed bytes above which the bucket is cheaper: an S3 PUT ($5.00 per million) = 8 DynamoDB write units.
+# The item size above which the bucket is cheaper: an S3 PUT ($5.00 per million) = 8 DynamoDB write units (8 KB).
 ITEM_MAX_BYTES = 8 * 1024
+_ITEM_OVERHEAD = 64  # the item's other attributes: its names, "bytes" and "expires_at"
 COMPRESSION_LEVEL = 6
 IN_TABLE = "table"
 IN_BUCKET = "bucket"
@@ -96,7 +97,7 @@ class EnvelopeArchive:
     def put(self, event_id: str, message: str) -> str:
         """Keep ``message`` (the envelope as queued) for ``event_id``; says where: ``table`` or ``bucket``."""
         data = zlib.compress(message.encode("utf-8"), COMPRESSION_LEVEL)
-        if len(data) > ITEM_MAX_BYTES and self.bucket:
+        if len(data) + len(item_id(event_id)) + _ITEM_OVERHEAD > ITEM_MAX_BYTES and self.bucket:
             self.s3.put_object(Bucket=self.bucket, Key=object_key(event_id), Body=data, ContentType="application/zlib")
             return IN_BUCKET
         now = self.clock()

@@ -118,6 +118,21 @@ def test_a_quiet_week_ends_a_page_with_where_to_go_on(stack: Stack) -> None:
     assert ids(stack.console.events(before=first.next).rows) == ["evt-001"]
 
 
+def test_a_quiet_week_is_read_once_a_minute_not_on_every_view(stack: Stack) -> None:
+    # GIVEN nothing received for a week, and the list open (it refreshes every second or two)
+    calls = operations(stack.console.dynamodb)
+    stack.console.events()
+    assert calls["Query"] == 4 * 8  # every shard of each of the 8 days walked
+
+    # WHEN it refreshes within the minute / THEN only today is asked again: past days that were empty stay so
+    stack.console.events()
+    assert calls["Query"] == 4 * 8 + 4
+    # AND a minute later, the past days are read again
+    stack.clock.now += 61
+    stack.console.events()
+    assert calls["Query"] == 4 * 8 + 4 + 4 * 8
+
+
 def test_a_status_filter_stops_at_its_budget_and_says_where_to_go_on(stack: Stack) -> None:
     # GIVEN 40 queued events and a reader allowed 25 index entries a page
     for n in range(40):

@@ -28,6 +28,7 @@ from typing import Any
 from inqueue.status import RECENT_INDEX, RECENT_KEY, RECENT_SORT, plain_record
 
 BATCH_GET = 100  # DynamoDB's most keys per BatchGetItem
+EMPTY_DAY_SECONDS = 60.0
 MAX_DAYS_BACK = 367  # a record lives at most StatusRetentionSeconds (366 days) after its last write
 # What a row shows; the names are aliased (status, type are reserved words).
 ROW_FIELDS = (
@@ -113,6 +114,9 @@ class RecentEvents:
         self.budget = budget
         self.days_per_page = days_per_page
         self.pool = pool or ThreadPoolExecutor(max_workers=max(min(shards, 16), 1), thread_name_prefix="console-index")
+        # Past days' shards found empty, for a minute: a quiet week costs its Queries once a minute, not per view.
+        # (A past day gains entries only when a record is created for an old event: a redrive after it expired.)
+        self._empty: dict[tuple[str, Filters, Cursor | None], float] = {}
 
     def page(self, filters: Filters = Filters(), *, limit: int = 50, before: Cursor | None = None) -> Page:
         page = Page(indexed=self.shards > 0)
@@ -151,10 +155,16 @@ class RecentEvents:
     def _day(self, day: str, filters: Filters, before: Cursor | None, limit: int) -> Iterator[_Entry]:
         """Every shard of one day, newest first, merged; the first page of each is read at once."""
         size = max(limit, 25)
-        firsts = [
-            self.pool.submit(self._query, f"{day}#{shard}", filters, before, size, None) for shard in range(self.shards)
-        ]
-        streams = [self._stream(f"{day}#{shard}", filters, before, size, first) for shard, first in enumerate(firsts)]
+        now = self.clock()
+        past = day < datetime.fromtimestamp(now, UTC).date().isoformat()
+        keys = [f"{day}#{shard}" for shard in range(self.shards)]
+        keys = [key for key in keys if self._empty.get((key, filters, before), 0.0) < now]
+        firsts = [self.pool.submit(self._query, key, filters, before, size, None) for key in keys]
+        if past:
+            for key, first in zip(keys, firsts, strict=True):
+                if first.result() == ([], None):
+                    self._empty[(key, filters, before)] = now + EMPTY_DAY_SECONDS
+        streams = [self._stream(key, filters, before, size, first) for key, first in zip(keys, firsts, strict=True)]
         yield from heapq.merge(*streams, key=lambda entry: (entry.received_at, entry.event_id), reverse=True)
 
     def _stream(
