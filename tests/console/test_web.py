@@ -188,3 +188,35 @@ def test_a_served_console_is_bound_to_loopback_and_knows_its_own_host(stack: Sta
         assert server.url == f"http://127.0.0.1:{server.port}"
     finally:
         server.server.server_close()
+
+
+@pytest.mark.enable_socket
+def test_a_busy_port_is_one_line_not_an_exit(stack: Stack) -> None:
+    from inqueue_ops.dlq import DlqError
+
+    first = ConsoleServer(stack.console, 0)
+    try:
+        with pytest.raises(DlqError, match=rf"port {first.port} on 127\.0\.0\.1 is in use"):
+            ConsoleServer(stack.console, first.port)
+    finally:
+        first.server.server_close()
+
+
+@pytest.mark.enable_socket
+def test_inqueue_console_says_where_it_serves(stack: Stack) -> None:
+    import io
+
+    import boto3
+
+    from inqueue_ops import cli
+
+    out = io.StringIO()
+    ui = cli.Ui(out, io.StringIO(), terminal=False)
+    targets = stack.console.targets
+    code = cli.serve_console(
+        targets, lambda service, _t: boto3.client(service, region_name="us-east-1"), 0, ui, forever=False
+    )
+    assert code == 0
+    line = out.getvalue().strip()
+    assert line.startswith("console: http://127.0.0.1:")
+    assert line.endswith(f"-> {targets.queue_url}; Ctrl-C to stop")

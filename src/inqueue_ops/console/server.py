@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import socket
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -32,13 +33,20 @@ class ConsoleServer:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
         self.console = console
         self.app = create_app(console, token=token, clock=console.clock)
+        # Bound here, not by Werkzeug, which answers a busy port by printing and exiting the whole process.
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
-            self.server = make_server(host, port, self.app, threaded=True)
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind((host, port))
+            listener.listen(128)
+            self.port = int(listener.getsockname()[1])
+            self.server = make_server(host, self.port, self.app, threaded=True, fd=listener.fileno())
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 raise DlqError(f"port {port} on {host} is in use (another console?): pass another port") from None
             raise
-        self.port = int(self.server.server_port)
+        finally:
+            listener.close()  # the server holds its own duplicate of the socket
         self.app.config["INQUEUE_HOSTS"] = {f"{LOOPBACK}:{self.port}", f"localhost:{self.port}"}
         self.url = f"http://{LOOPBACK}:{self.port}"
         self._thread: threading.Thread | None = None
