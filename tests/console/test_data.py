@@ -194,6 +194,22 @@ def test_an_event_tells_its_timeline_attempts_errors_and_backoff(stack: Stack) -
     assert view.replayable
 
 
+def test_a_deferral_is_told_as_a_wait_not_a_failure() -> None:
+    from inqueue_ops.console.data import timeline
+
+    # GIVEN a record whose delivery waited for its destination's rate (issue 11's deferred entries)
+    record = {
+        "history": [
+            {"at": at(0), "status": "queued"},
+            {"at": at(1), "status": "deferred", "reason": "rate: shop", "deferrals": 3, "next_try_at": at(2)},
+        ]
+    }
+    # WHEN told / THEN it says what waited and how often, with no error
+    step = timeline(record)[-1]
+    assert step.title == "deferred, not attempted (3 so far): rate: shop"
+    assert (step.error, step.reason, step.next_try_at) == (None, None, at(2))
+
+
 def test_a_dead_event_without_an_archived_copy_shows_the_envelope_from_the_dlq(stack: Stack) -> None:
     stack.kill(envelope(2, at=at(1)))
     view = stack.console.event("evt-002")

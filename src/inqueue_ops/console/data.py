@@ -28,6 +28,8 @@ OUTPUT_ARCHIVE = "EnvelopeArchive"
 OUTPUT_BUCKET = "PayloadBucketName"
 # Ids that are not events share the status table (the destinations' rate items, archived envelopes).
 NOT_EVENT_MARK = "#"
+# A destination's deferral (issue 11): the delivery waited for a rate slot or time; not an attempt.
+DEFERRED = "deferred"
 
 
 def parse_time(stamp: Any) -> float | None:
@@ -95,6 +97,11 @@ def timeline(record: dict[str, Any]) -> list[Step]:
             at, next_at = parse_time(entry.get("at")), parse_time(due)
             backoff = round(next_at - at, 3) if at is not None and next_at is not None else None
             title = f"attempt {attempt} failed; retrying" + (f" after {backoff:g} s" if backoff is not None else "")
+        elif status == DEFERRED:
+            count = entry.get("deferrals")
+            title = "deferred, not attempted" + (f" ({count} so far)" if count else "")
+            title += f": {reason}" if reason else ""
+            reason = None  # said in the title: not an error
         elif status == SUCCEEDED and reason == DUPLICATE:
             title = "delivered again: a duplicate, answered from the stored result"
         elif status == SUCCEEDED:
