@@ -26,11 +26,16 @@ def _backend(args: argparse.Namespace) -> Backend:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from inqueue_local.forward import LocalDestinations, forward_to
     from inqueue_local.runner import Runner
 
-    template = Template.load(args.template, parse_overrides(args.parameter_overrides))
+    overrides = parse_overrides(args.parameter_overrides)
+    template = Template.load(args.template, overrides)
+    if args.forward_to:
+        forward_to(template, args.forward_to, overrides)
     port = int(args.port or os.environ.get("PORT") or 3000)
-    runner = Runner(template, _backend(args), port=port, config_dir=ROOT / "config")
+    destinations = LocalDestinations(template, forward_to=args.forward_to or None, config_dir=ROOT / "config")
+    runner = Runner(template, _backend(args), port=port, config_dir=ROOT / "config", services=[destinations])
     runner.run_forever()
     return 0
 
@@ -63,6 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     run.add_argument("--port", help="HTTP port on 127.0.0.1 (default: PORT or 3000)")
     run.add_argument("--parameter-overrides", nargs="*", default=[], metavar="Name=Value")
+    run.add_argument(
+        "--forward-to",
+        metavar="URL",
+        help="deliver every source without processors to this app (make run FORWARD_TO=http://127.0.0.1:9000/hooks)",
+    )
     send = commands.add_parser("send", help="post an example API Gateway event to the running runner")
     send.add_argument("event", help="a file under events/")
     send.add_argument("--template", default="infra/template.yaml")
