@@ -52,6 +52,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, SqsFifoPartialProcessor
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from inqueue.attributes import CALLBACK_JOB, REPLAY_FLAG
 from inqueue.aws import worker_config
 from inqueue.claimcheck import ClaimCheck
 from inqueue.envelope import Envelope
@@ -64,7 +65,6 @@ from inqueue.worker.destinations import Delivery, Forwarding, finished_at, parse
 from inqueue.worker.router import Router, acknowledge_unrouted
 from inqueue.worker.sqs import (
     ATTEMPTS_ATTRIBUTE,
-    CALLBACK_JOB,
     DEAD_LETTER_BATCH_BYTES,
     JOB_ATTRIBUTE,
     MAX_SEND_DELAY_SECONDS,
@@ -81,7 +81,6 @@ if TYPE_CHECKING:
 
     from inqueue.destinations import Deliverer, Destination
 
-REPLAY_FLAG = "replay_bypass_idempotency"
 # SendMessageBatch's entries together may not exceed the largest message SQS takes.
 _BATCH_BYTES = DEAD_LETTER_BATCH_BYTES
 # Lambda's longest timeout: the lock's life when no Lambda context says when this invocation ends.

@@ -33,11 +33,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from inqueue.attributes import CALLBACK_JOB
 from inqueue.envelope import Envelope, isoformat_ms
 from inqueue.errors import Deferred, PermanentError, RetryLater
 from inqueue.observability import logger
 from inqueue.status import encode_result
-from inqueue.worker.sqs import CALLBACK_JOB, JOB_ATTRIBUTE, MAX_SEND_DELAY_SECONDS, Requeued
+from inqueue.worker.sqs import JOB_ATTRIBUTE, MAX_SEND_DELAY_SECONDS, Requeued
 
 if TYPE_CHECKING:
     from inqueue.destinations import Deliverer, Destination

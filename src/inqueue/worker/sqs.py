@@ -23,6 +23,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
+from inqueue.attributes import ATTEMPTS, DEAD_ATTEMPTS, DEAD_REASON, FAILED_MESSAGE_ID, JOB
 from inqueue.settings import SQS_MAX_MESSAGE_BYTES
 
 if TYPE_CHECKING:
@@ -31,14 +32,12 @@ if TYPE_CHECKING:
 
 SQS_BATCH_ENTRIES = 10
 # SQS allows 10 message attributes; the dead-letter copy adds these three to the originals.
-DEAD_REASON_ATTRIBUTE = "dead_reason"
-DEAD_ATTEMPTS_ATTRIBUTE = "dead_attempts"
-FAILED_MESSAGE_ID_ATTRIBUTE = "failed_message_id"
-# A deferred event's copy: the real attempts before it (its own receives are added to this).
-ATTEMPTS_ATTRIBUTE = "inqueue_attempts"
-# A message that is a job of the worker's, not an event; its value says which ("callback").
-JOB_ATTRIBUTE = "inqueue_job"
-CALLBACK_JOB = "callback"
+# The names live in inqueue.attributes, shared with the operator tools (inqueue_ops).
+DEAD_REASON_ATTRIBUTE = DEAD_REASON
+DEAD_ATTEMPTS_ATTRIBUTE = DEAD_ATTEMPTS
+FAILED_MESSAGE_ID_ATTRIBUTE = FAILED_MESSAGE_ID
+ATTEMPTS_ATTRIBUTE = ATTEMPTS
+JOB_ATTRIBUTE = JOB
 # SendMessage's longest DelaySeconds; a longer deferral is finished on the copy's next receive.
 MAX_SEND_DELAY_SECONDS = 900
 _MAX_MESSAGE_ATTRIBUTES = 10
