@@ -344,15 +344,18 @@ class StatusStore:
         update.remove("lock_expires_at", "lock_id", *_OLD_RESULT)
         return self._write(self.client.update_item, **update.request(self.table_name, claim.event_id, _OWN_LOCK, claim))
 
-    def deferred(self, claim: Claim, *, reason: str, next_try_at: float | None = None) -> bool:
+    def deferred(
+        self, claim: Claim, *, reason: str, next_try_at: float | None = None, attempts: int | None = None
+    ) -> bool:
         """Not an attempt after all: a delivery limit had no slot, or the invocation no time; release the lock.
 
-        ``attempt`` goes back to the attempts made before this claim, ``deferrals`` counts up, and
-        the history's last entries (this claim's ``processing``, a ``deferred`` just before it) give
+        ``attempt`` goes back to the attempts made before this claim (or to ``attempts``: on FIFO,
+        where a deferral spends a receive, the claim's own), ``deferrals`` counts up, and the
+        history's last entries (this claim's ``processing``, a ``deferred`` just before it) give
         way to one ``deferred`` entry with the count, so repeated deferrals keep the history short.
         """
         now = self.clock()
-        attempts = max(claim.attempt - 1, 0)
+        attempts = max(claim.attempt - 1, 0) if attempts is None else attempts
         deferrals = (_number(claim.previous, "deferrals") or 0) + 1
         due = isoformat_ms(next_try_at) if next_try_at is not None else None
         update = _Update(now, self.ttl_seconds)

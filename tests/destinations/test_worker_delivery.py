@@ -10,6 +10,7 @@ answers are real.
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from collections import Counter
@@ -32,6 +33,7 @@ from inqueue.settings import WorkerSettings
 from inqueue.status import StatusStore
 from inqueue.worker import DEAD_REASON_ATTRIBUTE, Router, Worker
 from inqueue.worker.sqs import ATTEMPTS_ATTRIBUTE, JOB_ATTRIBUTE, Queues
+from inqueue_ops import cli
 from tests.conftest import drain
 from tests.factories import LambdaContext, make_envelope
 from tests.tables import STATUS_TABLE, create_queues, create_status_table, receive_event, settle, visible_count
@@ -450,10 +452,11 @@ def test_a_fifo_deferral_is_a_visibility_change_the_group_waits_on(
 
         _, response = world.deliver(worker, LambdaContext(timeout_ms=10_000))
 
-        # THEN the first is deferred in place (its group's second is skipped behind it), both reported
+        # THEN the first is deferred in place (its group's second is skipped behind it), both reported, and
+        # the first's receive counts (SQS will count it towards maxReceiveCount)
         assert len(response["batchItemFailures"]) == 2
         first = world.record("evt-0")
-        assert (first["status"], first["attempt"], first["deferrals"]) == ("deferred", 0, 1)
+        assert (first["status"], first["attempt"], first["deferrals"]) == ("deferred", 1, 1)
         assert world.record("evt-1")["status"] == "queued"
         assert app.seen == []
 
@@ -605,3 +608,33 @@ def test_a_redelivery_of_a_completed_event_repeats_its_callback_identically(
     assert len(app.seen) == 1
     first, second = results.seen
     assert (second.headers["webhook-id"], second.body) == (first.headers["webhook-id"], first.body)
+
+
+def test_a_deferral_shows_in_get_events_and_in_the_cli(world: World, app: App) -> None:
+    # GIVEN an event deferred by its destination's rate
+    worker = world.worker(routed(app, rate=1))
+    hold_the_rate(world, 3600)
+    world.send(bitrix_event())
+    world.deliver(worker)
+
+    # WHEN a caller asks GET /events/{id}, and an operator runs inqueue status
+    from inqueue.status_api import StatusApi
+    from tests.unit.test_status_api import status_event
+
+    answer = StatusApi(world.status).handle(status_event(EVENT_ID), LambdaContext())
+    out = io.StringIO()
+    where = ["--status-table", STATUS_TABLE, "--queue-url", world.queue_url, "--dlq-url", world.dlq_url]
+    code = cli.main(
+        ["status", EVENT_ID, *where], env={}, out=out, err=io.StringIO(),
+        clients=lambda service, targets: boto3.client(service, region_name="us-east-1"),
+    )  # fmt: skip
+
+    # THEN both say deferred: not final, when it comes back, how often, and why
+    view = json.loads(answer["body"])
+    assert (answer["statusCode"], view["status"], view["final"], view["deferrals"]) == (200, "deferred", False, 1)
+    assert view["next_try_at"] == view["history"][-1]["next_try_at"]
+    assert "rate has no free slot" in view["history"][-1]["reason"]
+    shown = out.getvalue()
+    assert code == 0
+    assert "deferred" in shown
+    assert "deferrals" in shown

@@ -524,8 +524,13 @@ class Worker:
             due = visible_at + (outcome.delay or 0) if visible else None
             if outcome.kind is Kind.RETRY:
                 releases.append(partial(store.retrying, claim, error=outcome.error or "failed", next_try_at=due))
-            elif outcome.kind is Kind.DEFERRED and fifo:
-                releases.append(partial(store.deferred, claim, reason=outcome.reason or "deferred", next_try_at=due))
+            elif outcome.kind is Kind.DEFERRED and fifo:  # its receive counts towards maxReceiveCount: so does it here
+                releases.append(
+                    partial(
+                        store.deferred, claim, reason=outcome.reason or "deferred", next_try_at=due,
+                        attempts=claim.attempt,
+                    )
+                )  # fmt: skip
         self._round(releases, what="status write")
         for record in copies:
             failed = not_copied.get(record.message_id)

@@ -269,6 +269,8 @@ class Forwarding:
         attributes = {
             JOB_ATTRIBUTE: {"DataType": "String", "StringValue": CALLBACK_JOB},
             "source": {"DataType": "String", "StringValue": str(note["source"])},
+            "type": {"DataType": "String", "StringValue": str(note["event_type"])},
+            # Not event_id: an operator's redrive of a dead job must not send its (final) event back to queued.
             "callback_for": {"DataType": "String", "StringValue": event_id},
         }
         webhook_id = f"{event_id}.{note['status']}.{note['attempts']}"
