@@ -239,7 +239,10 @@ class Worker:
         attributes = raw.get("attributes") or {}
         first_received = attributes.get("ApproximateFirstReceiveTimestamp")
         message_attributes = raw.get("messageAttributes") or {}
-        carried = _number_attribute(message_attributes, ATTEMPTS_ATTRIBUTE)
+        # Most messages are neither a deferred copy nor a job: two dict lookups, nothing parsed.
+        carried = (
+            _number_attribute(message_attributes, ATTEMPTS_ATTRIBUTE) if ATTEMPTS_ATTRIBUTE in message_attributes else 0
+        )
         record = _Record(
             raw=raw,
             message_id=str(raw.get("messageId") or ""),
@@ -249,7 +252,7 @@ class Worker:
             group_id=attributes.get("MessageGroupId"),
             carried=carried,
         )
-        if (message_attributes.get(JOB_ATTRIBUTE) or {}).get("stringValue") == CALLBACK_JOB:
+        if JOB_ATTRIBUTE in message_attributes and message_attributes[JOB_ATTRIBUTE].get("stringValue") == CALLBACK_JOB:
             try:
                 record.job = parse_job(raw["body"])
             except (TypeError, ValueError) as exc:
@@ -358,13 +361,15 @@ class Worker:
             result = self._call_processor(record)
         except Exception as exc:  # noqa: BLE001 - every failure has its outcome
             return self._failed(record, exc)
+        if self.forwarding is None:  # no destinations: a processor returned
+            return Outcome(Kind.SUCCEEDED, result=result)
         if record.job is not None:
             return Outcome(Kind.CALLBACK)
+        # The time a callback reports, the record's completed_at too (a redelivery's callback reads it back).
+        now = self.clock()
         if isinstance(result, Delivery):
-            return Outcome(
-                Kind.SUCCEEDED, result=result.result, result_omitted=result.result_omitted, finished_at=self.clock()
-            )
-        return Outcome(Kind.SUCCEEDED, result=result, finished_at=self.clock())
+            return Outcome(Kind.SUCCEEDED, result=result.result, result_omitted=result.result_omitted, finished_at=now)
+        return Outcome(Kind.SUCCEEDED, result=result, finished_at=now)
 
     def _failed(self, record: _Record, exc: Exception) -> Outcome:
         if isinstance(exc, Deferred):
