@@ -340,7 +340,7 @@ class Worker:
                 self._log(record, outcome)
         self._count(outcome.kind.metric)
         self._complete_now(record, outcome)
-        if outcome.kind is Kind.GIVE_UP:
+        if outcome.kind in (Kind.GIVE_UP, Kind.EXHAUSTED):  # failed last attempts count among the dead letters too
             self._count("DeadLettered")
         if outcome.kind.reported or (outcome.kind is Kind.DEFERRED and self.queues.fifo):
             raise outcome.error or NotProcessed(outcome.kind.label)
