@@ -100,15 +100,22 @@ PORT ?= 3000
 CONSOLE_PORT ?=
 EVENT ?= events/apigw-demo-json.json
 PARAMS ?=
+FORWARD_TO ?=
+RECEIVER_PORT ?= 9000
+ANSWER ?=
 
 # PARAMS reaches the runner through the environment, untouched: one shell has read it already (the
 # user's), and "$$PARAMS" keeps a second from splitting it or eating its quotes. The runner then
 # reads it as sam deploy --parameter-overrides does.
 export PARAMS
 
-.PHONY: run send
-run: venv ## The whole pipeline on this machine, and its console (BACKEND=moto|localstack, PORT=3000, CONSOLE_PORT=PORT+1, PARAMS="Name=Value ...")
-	PORT=$(PORT) $(PY) -m inqueue_local run $(if $(BACKEND),--backend $(BACKEND)) $(if $(ENDPOINT),--endpoint $(ENDPOINT)) $(if $(CONSOLE_PORT),--console-port $(CONSOLE_PORT)) $(if $(PARAMS),--parameter-overrides "$$PARAMS")
+.PHONY: run send receiver
+run: venv ## The whole pipeline on this machine, and its console (BACKEND=moto|localstack, PORT=3000, CONSOLE_PORT=PORT+1, PARAMS="Name=Value ...", FORWARD_TO=URL)
+	PORT=$(PORT) $(PY) -m inqueue_local run $(if $(BACKEND),--backend $(BACKEND)) $(if $(ENDPOINT),--endpoint $(ENDPOINT)) $(if $(CONSOLE_PORT),--console-port $(CONSOLE_PORT)) $(if $(PARAMS),--parameter-overrides "$$PARAMS") $(if $(FORWARD_TO),--forward-to "$(FORWARD_TO)")
+
+receiver: venv ## The example app FORWARD_TO delivers to, verifying the local secret (RECEIVER_PORT=9000, ANSWER=500|400)
+	RECEIVER_SECRET="$$($(PY) -c 'from pathlib import Path; from inqueue_local.forward import local_secret; print(local_secret(Path("config")))')" \
+		$(PY) examples/receiver/receiver.py --port $(RECEIVER_PORT) $(if $(ANSWER),--answer $(ANSWER))
 
 send: venv ## Post an example event to `make run` (EVENT=events/apigw-demo-json.json); exits 1 on a 4xx/5xx
 	@PORT=$(PORT) $(PY) -m inqueue_local send "$(EVENT)"

@@ -157,6 +157,8 @@ class WorkerSettings:
     queue_url: str
     dlq_url: str
     calls_in_flight: int = DEFAULT_CALLS_IN_FLIGHT
+    # The function's Timeout (WorkerTimeout): a destination whose delivery cannot fit in it is refused at start.
+    timeout_seconds: int | None = None
 
     @property
     def idempotency_ttl_seconds(self) -> int:
@@ -179,4 +181,5 @@ class WorkerSettings:
             queue_url=_required(env, "INQUEUE_QUEUE_URL"),
             dlq_url=_required(env, "INQUEUE_DLQ_URL"),
             calls_in_flight=_int(env, "INQUEUE_CALLS_IN_FLIGHT", DEFAULT_CALLS_IN_FLIGHT, 1, 64),
+            timeout_seconds=_int(env, "INQUEUE_WORKER_TIMEOUT_SECONDS", 0, 1, 900) or None,
         )

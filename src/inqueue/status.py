@@ -3,11 +3,12 @@
 Item (table key ``id``, a string; every timestamp ISO 8601 UTC with milliseconds, so they compare as strings)::
 
     {"id": "<event id>",
-     "status": "queued|processing|retrying|succeeded|dead",
-     "attempt": 2,                        # SQS's receive count of the latest attempt (0: not tried yet)
+     "status": "queued|processing|retrying|deferred|succeeded|dead",
+     "attempt": 2,                        # the latest attempt (0: not tried yet); deferrals are not attempts
      "source": "github", "type": "push",
      "received_at": "2026-11-23T12:00:00.123Z", "correlation_id": "...",   # from the envelope, never lost
-     "next_try_at": "...",                # retrying: when the message is visible again
+     "next_try_at": "...",                # retrying, deferred: when the message is visible again
+     "deferrals": 3,                      # how many times a delivery was deferred (a limit, the time left)
      "last_error": "TimeoutError: ...",   # retrying / dead: the last failure, at most 1,000 characters
      "reason": "...",                     # dead: why it was given up
      "result": "{...}",                   # succeeded: the processor's result as JSON text when it is JSON and
@@ -31,13 +32,17 @@ id, so no single index partition takes every write (DynamoDB allows about 1,000 
 second per partition key). Whichever write creates the record sets it (``queued``, or the
 worker's ``claim`` with ``if_not_exists``), from the envelope alone, so both compute the same
 key; every indexed attribute is written once, so later status writes never touch the index.
-Items without it (the destinations' rate items) are not in the index.
+Items without it (the destinations' rate and lease items) are not in the index.
 
 A history entry is the status one write set, with what that write knew: ``attempt``,
 ``error`` and ``reason`` (each at most 120 characters), ``next_try_at``. Entries whose
 ``reason`` is ``redriven`` (an operator sent the event back), ``duplicate`` (a
 redelivery of a completed event) or ``skipped`` (a FIFO group stopped at an earlier
-failure) mark moves that are not attempts. Entries are in write order; the ingress's
+failure) mark moves that are not attempts, and so does every ``deferred`` entry
+(``reason``: which limit, or the invocation's time; ``deferrals``: the count so far). A
+deferral takes the place of its claim's ``processing`` entry (nothing was attempted), and
+of the ``deferred`` entry just before it, so deferring an event many times keeps one
+entry. Entries are in write order; the ingress's
 ``queued`` entry can land after the worker's first ``processing`` one (or be written by
 the worker from the envelope when the ingress wrote none), so sort by ``at`` for time.
 DynamoDB cannot trim a list and append to it in one expression: every write appends one
@@ -84,10 +89,11 @@ if TYPE_CHECKING:
 QUEUED = "queued"
 PROCESSING = "processing"
 RETRYING = "retrying"
+DEFERRED = "deferred"
 SUCCEEDED = "succeeded"
 DEAD = "dead"
 FINAL = frozenset({SUCCEEDED, DEAD})
-STATUSES = (QUEUED, PROCESSING, RETRYING, SUCCEEDED, DEAD)
+STATUSES = (QUEUED, PROCESSING, RETRYING, DEFERRED, SUCCEEDED, DEAD)
 
 # Why a claim was refused.
 COMPLETED = "completed"
@@ -142,6 +148,11 @@ class Claim:
     @property
     def previous_status(self) -> str | None:
         return _text(self.previous, "status")
+
+    @property
+    def deferrals(self) -> int:
+        """How many times the event's deliveries were deferred before this claim."""
+        return _number(self.previous, "deferrals") or 0
 
     def stored_result(self) -> tuple[Any, str | None]:
         """A completed event's result (decoded) and why it is missing, as its first success stored them."""
@@ -298,15 +309,17 @@ class StatusStore:
         result_omitted: str | None = None,
         claim: Claim | None = None,
         envelope: Envelope | None = None,
+        at: float | None = None,
     ) -> bool:
         """Record success and store the result for duplicates; releases the lock. Always the truth: unconditional.
 
         ``result_omitted`` says why a result the caller could not pass is missing. After this worker's
         ``claim``, what the claim already wrote (the envelope's fields) or removed (``next_try_at``,
         ``reason``) is left alone: nothing else writes an event while its lock is held, and a smaller
-        expression is cheaper to send (and much cheaper for moto to evaluate).
+        expression is cheaper to send (and much cheaper for moto to evaluate). ``at`` is when it
+        succeeded (``completed_at``; default now), the time a result callback reports.
         """
-        now = self.clock()
+        now = self.clock() if at is None else at
         attempt = claim.attempt if claim is not None and attempt is None else attempt
         update = _Update(now, self.ttl_seconds)
         update.set("status", {"S": SUCCEEDED})
@@ -351,6 +364,37 @@ class StatusStore:
         update.remove("lock_expires_at", "lock_id", *_OLD_RESULT)
         return self._write(self.client.update_item, **update.request(self.table_name, claim.event_id, _OWN_LOCK, claim))
 
+    def deferred(
+        self, claim: Claim, *, reason: str, next_try_at: float | None = None, attempts: int | None = None
+    ) -> bool:
+        """Not an attempt after all: a delivery limit had no slot, or the invocation no time; release the lock.
+
+        ``attempt`` goes back to the attempts made before this claim (or to ``attempts``: on FIFO,
+        where a deferral spends a receive, the claim's own), ``deferrals`` counts up, and the
+        history's last entries (this claim's ``processing``, a ``deferred`` just before it) give
+        way to one ``deferred`` entry with the count, so repeated deferrals keep the history short.
+        """
+        now = self.clock()
+        attempts = max(claim.attempt - 1, 0) if attempts is None else attempts
+        deferrals = (_number(claim.previous, "deferrals") or 0) + 1
+        due = isoformat_ms(next_try_at) if next_try_at is not None else None
+        update = _Update(now, self.ttl_seconds)
+        update.set("status", {"S": DEFERRED})
+        update.set("attempt", {"N": str(attempts)})
+        update.set("deferrals", {"N": str(deferrals)})
+        if due is not None:
+            update.set("next_try_at", {"S": due})
+        else:
+            update.remove("next_try_at")
+        entry = _entry(DEFERRED, isoformat_ms(now), next_try_at=due, reason=reason)
+        entry["M"]["deferrals"] = {"N": str(deferrals)}
+        kept = list(claim.history[:-1]) if claim.taken else list(claim.history)
+        if len(kept) > 1 and _entry_status(kept[-1]) == DEFERRED:
+            kept.pop()
+        update.replace_history([*kept, entry])
+        update.remove("lock_expires_at", "lock_id", *_OLD_RESULT)
+        return self._write(self.client.update_item, **update.request(self.table_name, claim.event_id, _OWN_LOCK, claim))
+
     def dead(
         self,
         event_id: str,
@@ -359,9 +403,13 @@ class StatusStore:
         *,
         error: str | None = None,
         claim: Claim | None = None,
+        at: float | None = None,
     ) -> bool:
-        """Given up. After a claim, only that claim's lock is released; without one, anything but a completed event."""
-        now = self.clock()
+        """Given up. After a claim, only that claim's lock is released; without one, anything but a completed event.
+
+        ``at``: when (``updated_at``; default now), the time a result callback reports.
+        """
+        now = self.clock() if at is None else at
         update = _Update(now, self.ttl_seconds)
         update.set("status", {"S": DEAD})
         update.set("reason", {"S": reason[:ERROR_MAX_CHARS]})
@@ -496,6 +544,12 @@ class _Update:
     def remove(self, *names: str) -> None:
         self.removes.extend(self._name(name) for name in names if f"#{name}" not in self.removes)
 
+    def replace_history(self, entries: list[Item]) -> None:
+        """Write the whole list (known from a claim): the first entry and the latest, HISTORY_MAX in all."""
+        if len(entries) > HISTORY_MAX:
+            entries = [entries[0], *entries[len(entries) - (HISTORY_MAX - 1) :]]
+        self.sets.append(f"{self._name('history')} = {self._value({'L': entries})}")
+
     def history(self, claim: Claim | None, entry: Item) -> None:
         """Append ``entry``; after a claim that returned the list, keep the list within HISTORY_MAX."""
         alias = self._name("history")
@@ -561,6 +615,10 @@ def _entry(
     if reason:
         fields["reason"] = {"S": reason[:HISTORY_TEXT_MAX]}
     return {"M": fields}
+
+
+def _entry_status(entry: Item) -> str | None:
+    return _text(entry.get("M") or {}, "status")
 
 
 def _holder(item: Item, now: float) -> str | None:

@@ -87,6 +87,7 @@ def check_endpoints(backend: Backend, named_by: str) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from inqueue_local.forward import LocalDestinations, forward_to
     from inqueue_local.runner import Runner
     from inqueue_ops.console.server import ConsoleService
 
@@ -94,6 +95,10 @@ def _run(args: argparse.Namespace) -> int:
     overrides = {"EnvelopeArchive": "true", **parse(args.parameter_overrides, base=ROOT)}
     template = Template.load(args.template, overrides)
     check_sources(template)
+    if args.forward_to:
+        forward_to(template, args.forward_to, overrides)
+    # Before anything starts: DestinationsConfig (and its routes' source names) reads as the worker will read it.
+    destinations = LocalDestinations(template, forward_to=args.forward_to or None, config_dir=ROOT / "config")
     port = int(args.port or os.environ.get("PORT") or 3000)
     check_port("127.0.0.1", port)
     console_port = int(args.console_port or os.environ.get("CONSOLE_PORT") or port + 1)
@@ -102,7 +107,8 @@ def _run(args: argparse.Namespace) -> int:
     check_port("127.0.0.1", console_port, "CONSOLE_PORT")
     backend = _backend(args)
     check_endpoints(backend, "ENDPOINT" if args.endpoint else "AWS_ENDPOINT_URL")
-    runner = Runner(template, backend, port=port, config_dir=ROOT / "config", services=[ConsoleService(console_port)])
+    services = [destinations, ConsoleService(console_port)]
+    runner = Runner(template, backend, port=port, config_dir=ROOT / "config", services=services)
     try:
         runner.run_forever()
     except BaseException:
@@ -147,6 +153,11 @@ def parser() -> argparse.ArgumentParser:
         default=[],
         metavar="Name=Value",
         help="template parameters, exactly as sam deploy --parameter-overrides takes them",
+    )
+    run.add_argument(
+        "--forward-to",
+        metavar="URL",
+        help="deliver every source without processors to this app (make run FORWARD_TO=http://127.0.0.1:9000/hooks)",
     )
     send = commands.add_parser("send", help="post an example API Gateway event to the running runner")
     send.add_argument("event", help="a file under events/")

@@ -296,6 +296,23 @@ def test_dead_letters_are_listed_with_reasons_and_attempts(stack: Stack) -> None
     assert rows["evt-001"]["attempts"] == MAX_RECEIVES
 
 
+def test_a_dead_callback_job_is_shown_as_the_job_it_is(stack: Stack) -> None:
+    # GIVEN a result callback the worker queued as a job (no event id), which kept failing into the DLQ
+    stack.sqs.send_message(
+        QueueUrl=stack.queue_url,
+        MessageBody=json.dumps({"job": "callback", "event_id": "evt-009"}),
+        MessageAttributes={
+            "inqueue_job": {"DataType": "String", "StringValue": "callback"},
+            "callback_for": {"DataType": "String", "StringValue": "evt-009"},
+        },
+    )
+    stack.kill()
+
+    # WHEN the dead letters are listed / THEN it is the callback job of its event, not an event without an id
+    [row] = stack.console.dead_letters()
+    assert (row["id"], row["job"], row["job_for"]) == ("", "callback", "evt-009")
+
+
 def test_redrive_of_the_chosen_moves_them_back_with_progress_and_a_count(stack: Stack) -> None:
     # GIVEN three dead letters
     stack.kill(envelope(1), envelope(2), envelope(3))

@@ -58,6 +58,20 @@ def test_the_pages_render_what_the_data_layer_reads(stack: Stack, web: FlaskClie
     assert "<html" not in rows
 
 
+def test_a_dead_job_links_to_its_event(stack: Stack, web: FlaskClient) -> None:
+    stack.sqs.send_message(
+        QueueUrl=stack.queue_url,
+        MessageBody="{}",
+        MessageAttributes={
+            "inqueue_job": {"DataType": "String", "StringValue": "callback"},
+            "callback_for": {"DataType": "String", "StringValue": "evt-010"},
+        },
+    )
+    stack.kill()
+    page = get(web, "/dead-letters").get_data(as_text=True)
+    assert 'callback job for <a href="/events/evt-010">evt-010</a>' in page
+
+
 def test_find_goes_to_the_event_or_says_there_is_none(stack: Stack, web: FlaskClient) -> None:
     stack.accept(envelope(3))
     assert get(web, "/find?id=evt-003").headers["Location"].endswith("/events/evt-003")

@@ -213,15 +213,18 @@ def check_worker_role(cfn: Template) -> None:
     assert {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"} <= granted
     queue_arn = resolve({"Fn::GetAtt": ["EventsQueue", "Arn"]})
     dlq_arn = resolve({"Fn::GetAtt": ["DeadLetterQueue", "Arn"]})
+    sends_to = set()
     for statement in statements(role):
         actions = as_list(statement["Action"])
-        if "sqs:SendMessage" in actions:  # permanent failures, and only to the dead-letter queue
+        # Permanent failures to the dead-letter queue; deferred copies and callback jobs to the events queue.
+        if "sqs:SendMessage" in actions:
             assert actions == ["sqs:SendMessage"], actions
-            assert resolve(statement["Resource"]) == dlq_arn
+            sends_to.add(str(resolve(statement["Resource"])))
         if any(a.startswith("kms:") for a in actions):
             condition = resolve(statement["Condition"]["StringEquals"])
             context = condition.get("kms:EncryptionContext:aws:sqs:arn")
-            assert context == queue_arn or ("kms:GenerateDataKey" in actions and context == dlq_arn), context
+            assert context in (queue_arn, dlq_arn), context
+    assert sends_to == {str(dlq_arn), str(queue_arn)}, sends_to
 
 
 def check_no_function_dlq(cfn: Template) -> None:
@@ -267,6 +270,9 @@ def check_worker_environment(cfn: Template) -> None:
     assert env.get("INQUEUE_DLQ_URL") == {"Ref": "DeadLetterQueue"}
     redrive = props(cfn, "EventsQueue")["RedrivePolicy"]
     assert env.get("INQUEUE_MAX_RECEIVE_COUNT") == redrive["maxReceiveCount"] == {"Ref": "MaxReceiveCount"}
+    # Destinations: their configuration, and the timeout every delivery must fit in (checked at start).
+    assert env.get("INQUEUE_DESTINATIONS") == {"Ref": "DestinationsConfig"}
+    assert env.get("INQUEUE_WORKER_TIMEOUT_SECONDS") == props(cfn, "WorkerFunction")["Timeout"]
 
 
 def check_one_record_per_event(cfn: Template) -> None:
