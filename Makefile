@@ -52,8 +52,20 @@ typecheck: venv ## mypy (strict) on the runtime library and the operator tools
 	$(VENV)/bin/mypy
 
 .PHONY: unit
-unit: venv ## pytest
+unit: venv browser ## pytest (the console's browser tests included)
 	$(PY) -m pytest -q
+
+.PHONY: browser screenshots
+# Debian's chromium, driven by Playwright (pinned in requirements/dev.txt): `playwright install`'s own browser
+# download is not used. apt-get runs only when chromium is missing, so a machine that has it pays nothing.
+browser: ## Debian's chromium for the console's browser tests (apt-get as root, only when it is missing)
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" != 0 ]; then echo "chromium is missing: run make browser as root (apt-get install chromium)" >&2; exit 1; fi; \
+	  echo "installing Debian's chromium (apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+screenshots: venv browser ## The console's screenshots under docs/, taken by its browser tests
+	INQUEUE_SCREENSHOTS=docs $(PY) -m pytest -q -p no:cacheprovider tests/e2e/test_console_browser.py
 
 .PHONY: soak
 soak: venv ## Soak: N events (default 1000) through ingress, queue and worker with faults, then the account
@@ -85,6 +97,7 @@ build-check: build venv ## sam build, then check the layer really holds arm64 wh
 BACKEND ?=
 ENDPOINT ?=
 PORT ?= 3000
+CONSOLE_PORT ?=
 EVENT ?= events/apigw-demo-json.json
 PARAMS ?=
 FORWARD_TO ?=
@@ -97,8 +110,8 @@ ANSWER ?=
 export PARAMS
 
 .PHONY: run send receiver
-run: venv ## The whole pipeline on this machine (BACKEND=moto|localstack, PORT=3000, PARAMS="Name=Value ...", FORWARD_TO=URL)
-	PORT=$(PORT) $(PY) -m inqueue_local run $(if $(BACKEND),--backend $(BACKEND)) $(if $(ENDPOINT),--endpoint $(ENDPOINT)) $(if $(PARAMS),--parameter-overrides "$$PARAMS") $(if $(FORWARD_TO),--forward-to "$(FORWARD_TO)")
+run: venv ## The whole pipeline on this machine, and its console (BACKEND=moto|localstack, PORT=3000, CONSOLE_PORT=PORT+1, PARAMS="Name=Value ...", FORWARD_TO=URL)
+	PORT=$(PORT) $(PY) -m inqueue_local run $(if $(BACKEND),--backend $(BACKEND)) $(if $(ENDPOINT),--endpoint $(ENDPOINT)) $(if $(CONSOLE_PORT),--console-port $(CONSOLE_PORT)) $(if $(PARAMS),--parameter-overrides "$$PARAMS") $(if $(FORWARD_TO),--forward-to "$(FORWARD_TO)")
 
 receiver: venv ## The example app FORWARD_TO delivers to, verifying the local secret (RECEIVER_PORT=9000, ANSWER=500|400)
 	RECEIVER_SECRET="$$($(PY) -c 'from pathlib import Path; from inqueue_local.forward import local_secret; print(local_secret(Path("config")))')" \

@@ -22,7 +22,17 @@ Item (table key ``id``, a string; every timestamp ISO 8601 UTC with milliseconds
         {"at": "...", "status": "retrying", "attempt": 1, "error": "TimeoutError: crm slow",
          "next_try_at": "..."},
         {"at": "...", "status": "succeeded", "attempt": 2}],
-     "updated_at": "...", "expires_at": 1796040000}   # expires_at: epoch seconds, the table's TTL
+     "updated_at": "...", "expires_at": 1796040000,   # expires_at: epoch seconds, the table's TTL
+     "recent_key": "2026-11-23#3"}        # the recent-events index's partition (below), set once
+
+``recent_key`` puts a record in the table's sparse index ``recent`` (partition ``recent_key``,
+sort ``received_at``, projecting ``source`` and ``type``), which the console reads to list
+events newest first without a scan: the day of ``received_at`` and a shard picked from the
+id, so no single index partition takes every write (DynamoDB allows about 1,000 writes a
+second per partition key). Whichever write creates the record sets it (``queued``, or the
+worker's ``claim`` with ``if_not_exists``), from the envelope alone, so both compute the same
+key; every indexed attribute is written once, so later status writes never touch the index.
+Items without it (the destinations' rate and lease items) are not in the index.
 
 A history entry is the status one write set, with what that write knew: ``attempt``,
 ``error`` and ``reason`` (each at most 120 characters), ``next_try_at``. Entries whose
@@ -65,6 +75,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -98,6 +109,13 @@ RESULT_MAX_BYTES = 4096
 ERROR_MAX_CHARS = 1000
 HISTORY_MAX = 20
 HISTORY_TEXT_MAX = 120
+
+# The recent-events index (see above): its name, attributes and default shard count (the template's EventIndexShards).
+RECENT_INDEX = "recent"
+RECENT_KEY = "recent_key"
+RECENT_SORT = "received_at"
+RECENT_PROJECTED = ("source", "type")
+DEFAULT_INDEX_SHARDS = 4
 
 # A short leash: the ingress answers senders with a 3 s budget and this write is best effort.
 STATUS_CLIENT_CONFIG: dict[str, Any] = {
@@ -153,12 +171,14 @@ class StatusStore:
         ttl_seconds: int = DEFAULT_TTL_SECONDS,
         clock: Callable[[], float] = time.time,
         client_config: Mapping[str, Any] | None = None,
+        index_shards: int = DEFAULT_INDEX_SHARDS,
     ):
         self.table_name = table_name
         self._client: DynamoDBClient | None = client
         self.ttl_seconds = ttl_seconds
         self.clock = clock
         self._client_config = dict(client_config or STATUS_CLIENT_CONFIG)
+        self.index_shards = index_shards  # 0: records are not listed in the recent-events index
 
     @property
     def client(self) -> DynamoDBClient:
@@ -177,7 +197,7 @@ class StatusStore:
             "id": {"S": envelope.id},
             "status": {"S": QUEUED},
             "attempt": {"N": "0"},
-            **_identity(envelope),
+            **self._identity(envelope),
             "history": {"L": [_entry(QUEUED, isoformat_ms(now))]},
             "updated_at": {"S": isoformat_ms(now)},
             "expires_at": {"N": str(int(now) + self.ttl_seconds)},
@@ -228,7 +248,7 @@ class StatusStore:
         update.set("attempt", {"N": str(attempt)})
         update.set("lock_expires_at", {"N": str(deadline_ms)})
         update.set("lock_id", {"S": token})
-        for name, value in _identity(envelope).items():
+        for name, value in self._identity(envelope).items():
             update.default(name, value)
         # A record the ingress did not write starts with its queued entry, from the envelope.
         received = {"L": [_entry(QUEUED, envelope.received_at)]}
@@ -316,7 +336,7 @@ class StatusStore:
         else:
             update.remove("result", "result_omitted")
         if envelope is not None:
-            for name, value in _identity(envelope).items():
+            for name, value in self._identity(envelope).items():
                 update.default(name, value)
         update.history(claim, _entry(SUCCEEDED, isoformat_ms(now), attempt=attempt))
         update.remove("lock_expires_at", "lock_id")
@@ -463,6 +483,13 @@ class StatusStore:
 
     # -- plumbing -----------------------------------------------------------------------
 
+    def _identity(self, envelope: Envelope) -> Item:
+        """What the write that creates a record sets from the envelope: its identity, and its index key."""
+        fields = _identity(envelope)
+        if self.index_shards:
+            fields[RECENT_KEY] = {"S": recent_key(envelope.id, envelope.received_at, self.index_shards)}
+        return fields
+
     @staticmethod
     def _write(call: Callable[..., Any], **request: Any) -> bool:
         try:
@@ -554,6 +581,11 @@ class _Update:
         return request
 
 
+def recent_key(event_id: str, received_at: str, shards: int) -> str:
+    """The recent-events index partition of an event: the UTC day it was received and a shard of its id."""
+    return f"{received_at[:10]}#{zlib.crc32(event_id.encode('utf-8', 'surrogatepass')) % max(shards, 1)}"
+
+
 def _identity(envelope: Envelope) -> Item:
     """The fields every record has from its envelope, whichever write creates it."""
     return {
@@ -625,6 +657,17 @@ def encode_result(result: Any) -> tuple[str | None, str | None]:
     if len(text.encode("utf-8")) > RESULT_MAX_BYTES:
         return None, "too_large"
     return text, None
+
+
+def plain_record(item: Item) -> dict[str, Any]:
+    """An item (wire shape) as plain Python, as ``get`` returns it: numbers as int, ``result`` decoded."""
+    from boto3.dynamodb.types import TypeDeserializer
+
+    deserializer = TypeDeserializer()
+    record = {name: _plain(deserializer.deserialize(value)) for name, value in item.items()}
+    if isinstance(record.get("result"), str):
+        record["result"] = json.loads(record["result"])
+    return record
 
 
 def _plain(value: Any) -> Any:

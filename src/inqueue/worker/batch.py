@@ -182,8 +182,9 @@ class Worker:
         config = worker_config(settings.calls_in_flight)
         if store is None and guarantees.status_table:
             store = StatusStore(
-                guarantees.status_table, ttl_seconds=guarantees.record_ttl_seconds, clock=clock, client_config=config
-            )
+                guarantees.status_table, ttl_seconds=guarantees.record_ttl_seconds, clock=clock, client_config=config,
+                index_shards=guarantees.index_shards,
+            )  # fmt: skip
         self.store = store
         self.queues = queues or Queues(settings.queue_url, settings.dlq_url, client_config=config)
         self.claim_check = claim_check or ClaimCheck(guarantees.payload_bucket)
