@@ -48,7 +48,7 @@ format: venv ## Format and fix what ruff can
 	$(VENV)/bin/ruff check --fix src functions tests bench examples
 
 .PHONY: typecheck
-typecheck: venv ## mypy (strict) on the runtime library
+typecheck: venv ## mypy (strict) on the runtime library and the operator tools
 	$(VENV)/bin/mypy
 
 .PHONY: unit
@@ -88,12 +88,17 @@ PORT ?= 3000
 EVENT ?= events/apigw-demo-json.json
 PARAMS ?=
 
+# PARAMS reaches the runner through the environment, untouched: one shell has read it already (the
+# user's), and "$$PARAMS" keeps a second from splitting it or eating its quotes. The runner then
+# reads it as sam deploy --parameter-overrides does.
+export PARAMS
+
 .PHONY: run send
 run: venv ## The whole pipeline on this machine (BACKEND=moto|localstack, PORT=3000, PARAMS="Name=Value ...")
-	PORT=$(PORT) $(PY) -m inqueue_local run $(if $(BACKEND),--backend $(BACKEND)) $(if $(ENDPOINT),--endpoint $(ENDPOINT)) $(if $(PARAMS),--parameter-overrides $(PARAMS))
+	PORT=$(PORT) $(PY) -m inqueue_local run $(if $(BACKEND),--backend $(BACKEND)) $(if $(ENDPOINT),--endpoint $(ENDPOINT)) $(if $(PARAMS),--parameter-overrides "$$PARAMS")
 
-send: venv ## Post an example event to `make run` (EVENT=events/apigw-demo-json.json)
-	@PORT=$(PORT) $(PY) -m inqueue_local send $(EVENT)
+send: venv ## Post an example event to `make run` (EVENT=events/apigw-demo-json.json); exits 1 on a 4xx/5xx
+	@PORT=$(PORT) $(PY) -m inqueue_local send "$(EVENT)"
 
 .PHONY: localstack localstack-test
 # LocalStack's core in host mode (no Docker), in its own venv; `make run BACKEND=localstack` installs it too.

@@ -5,6 +5,11 @@ names one already running (LocalStack, ElasticMQ, ...); ``InProcess`` uses moto'
 in-process mock, for tests with no sockets; ``LocalStack`` starts LocalStack's core in
 host mode (no Docker) and stops it with the runner (see ``localstack.py``).
 Every backend gets dummy credentials and a region: no AWS account is ever touched.
+
+A backend has an endpoint per service (``endpoint(service)``): one for all of them on
+moto, DynamoDB elsewhere on LocalStack. The functions get them as the SDK's own
+variables (``AWS_ENDPOINT_URL``, ``AWS_ENDPOINT_URL_DYNAMODB``, ...), the ``inqueue`` CLI
+through ``.local/endpoints.json``.
 """
 
 from __future__ import annotations
@@ -15,6 +20,15 @@ import sys
 from typing import Any
 
 DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
+# The services the runner provisions or the functions call, with the SDK's variable for each one's endpoint.
+SERVICE_ENDPOINT_VARIABLES = {
+    "sqs": "AWS_ENDPOINT_URL_SQS",
+    "dynamodb": "AWS_ENDPOINT_URL_DYNAMODB",
+    "s3": "AWS_ENDPOINT_URL_S3",
+    "ssm": "AWS_ENDPOINT_URL_SSM",
+    "secretsmanager": "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+    "sts": "AWS_ENDPOINT_URL_STS",
+}
 
 
 class Backend:
@@ -32,11 +46,22 @@ class Backend:
     def stop(self) -> None:
         """Release what ``start`` took."""
 
+    def endpoint(self, service: str) -> str | None:
+        """Where ``service`` answers; ``None``: AWS's own endpoint."""
+        return self.endpoint_url
+
+    def endpoints(self) -> dict[str, str]:
+        """Service -> endpoint URL, for every service the pipeline uses (empty when they are AWS's)."""
+        return {service: url for service in SERVICE_ENDPOINT_VARIABLES if (url := self.endpoint(service))}
+
     def function_environment(self) -> dict[str, str]:
         """What every in-process function needs to reach this backend and nothing else."""
         env = {**DUMMY_CREDENTIALS, "AWS_DEFAULT_REGION": self.region, "AWS_REGION": self.region}
         if self.endpoint_url:
             env["AWS_ENDPOINT_URL"] = self.endpoint_url
+        for service, url in self.endpoints().items():
+            if url != self.endpoint_url:
+                env[SERVICE_ENDPOINT_VARIABLES[service]] = url
         return env
 
     def client(self, service: str) -> Any:
@@ -48,7 +73,7 @@ class Backend:
             made = boto3.session.Session().client(
                 service,  # type: ignore[call-overload]
                 region_name=self.region,
-                endpoint_url=self.endpoint_url,
+                endpoint_url=self.endpoint(service),
                 aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
                 aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
                 aws_session_token=DUMMY_CREDENTIALS["AWS_SESSION_TOKEN"],
@@ -142,14 +167,41 @@ class MotoServer(Backend):
 
 
 class Endpoint(Backend):
-    """Any SQS/SSM/DynamoDB/S3 implementation already running, e.g. a LocalStack started separately."""
+    """Any SQS/SSM/DynamoDB/S3 implementation already running, e.g. a LocalStack started separately.
+
+    ``services`` names another endpoint for some services (from ``AWS_ENDPOINT_URL_DYNAMODB``
+    and the like, as the SDK reads them), e.g. DynamoDB in moto beside a LocalStack.
+    """
 
     name = "endpoint"
 
-    def __init__(self, endpoint_url: str, region: str = "us-east-1", account_id: str | None = None):
+    def __init__(
+        self,
+        endpoint_url: str,
+        region: str = "us-east-1",
+        account_id: str | None = None,
+        services: dict[str, str] | None = None,
+    ):
         super().__init__(region)
         self.endpoint_url = endpoint_url.rstrip("/")
         self._account_id = account_id
+        self.services = {name: url.rstrip("/") for name, url in (services or {}).items()}
+
+    @classmethod
+    def from_environment(cls, endpoint_url: str, region: str, env: dict[str, str] | None = None) -> Endpoint:
+        """``endpoint_url`` for every service, except those the SDK's per-service variables name."""
+        import os
+
+        env = dict(os.environ) if env is None else env
+        services = {name: env[variable] for name, variable in SERVICE_ENDPOINT_VARIABLES.items() if env.get(variable)}
+        return cls(endpoint_url, region, services=services)
+
+    def endpoint(self, service: str) -> str | None:
+        return self.services.get(service, self.endpoint_url)
+
+    def describe(self) -> str:
+        others = "".join(f", {name} at {url}" for name, url in sorted(self.services.items()))
+        return f"{self.name} at {self.endpoint_url}{others}"
 
     def start(self) -> None:
         # LocalStack's account is 000000000000, moto's 123456789012: ask rather than guess.

@@ -1,11 +1,15 @@
 """``.local/endpoints.json``: where the running local pipeline is, for the ``inqueue`` CLI (``--local``).
 
-    {"endpoint_url": "http://127.0.0.1:PORT", "region": "us-east-1", "api_url": "http://127.0.0.1:3000",
+    {"endpoint_url": "http://127.0.0.1:4566",          # the backend's main endpoint
+     "endpoints": {"sqs": "http://127.0.0.1:4566", "dynamodb": "http://127.0.0.1:5123", ...},
+     "region": "us-east-1", "api_url": "http://127.0.0.1:3000",
      "outputs": {"EventsQueueUrl": "...", "DeadLetterQueueUrl": "...", "StatusTableName": "...", ...}}
 
-``outputs`` are the template's Outputs resolved against the local resources, under the
-same names a deployed stack has, so the CLI reads the runner and a stack alike.
-Written when the runner is ready, removed when it stops.
+``endpoints`` has one URL per service, since they differ on some backends (LocalStack's
+SQS beside moto's DynamoDB). ``outputs`` are the template's Outputs resolved against the
+local resources, under the same names a deployed stack has, so the CLI reads the runner
+and a stack alike. Written when the runner is ready, removed when it stops; a runner
+that was killed leaves it behind, which the CLI notices when nothing answers.
 """
 
 from __future__ import annotations
@@ -28,10 +32,17 @@ def describe(template: Any, refs: Any, backend: Any, api_url: str | None) -> dic
                 outputs[name] = str(value)
     if api_url:
         outputs["ApiUrl"] = api_url
-    return {"endpoint_url": backend.endpoint_url, "region": backend.region, "api_url": api_url, "outputs": outputs}
+    return {
+        "endpoint_url": backend.endpoint_url,
+        "endpoints": backend.endpoints(),
+        "region": backend.region,
+        "api_url": api_url,
+        "outputs": outputs,
+    }
 
 
-def write_state(state: dict[str, Any], path: Path = STATE_FILE) -> Path:
+def write_state(state: dict[str, Any], path: Path | None = None) -> Path:
+    path = path or STATE_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(".tmp")
     temporary.write_text(json.dumps(state, indent=2) + "\n")
@@ -39,5 +50,5 @@ def write_state(state: dict[str, Any], path: Path = STATE_FILE) -> Path:
     return path
 
 
-def remove_state(path: Path = STATE_FILE) -> None:
-    path.unlink(missing_ok=True)
+def remove_state(path: Path | None = None) -> None:
+    (path or STATE_FILE).unlink(missing_ok=True)

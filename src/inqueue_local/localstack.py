@@ -21,7 +21,7 @@ Its log goes to ``.local/localstack/localstack.log`` (the path is in the ready l
 DynamoDB is not LocalStack's here: its DynamoDB is Amazon's DynamoDB Local, a Java
 program LocalStack downloads with a JDK on first use, and this machine reaches package
 registries only. So tables live in moto's server, embedded in this process on 127.0.0.1,
-and the functions get ``AWS_ENDPOINT_URL_DYNAMODB`` for it. SQS, S3, SSM, Secrets
+and the functions get ``AWS_ENDPOINT_URL_DYNAMODB`` for it (``endpoint("dynamodb")``). SQS, S3, SSM, Secrets
 Manager and STS are LocalStack's.
 
 Clients: plain boto3 with explicit endpoints, not ``localstack-client``. The backend
@@ -50,7 +50,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from inqueue_local.backends import Backend, MotoServer
 
@@ -362,16 +362,10 @@ class LocalStack(Backend):
         with contextlib.suppress(Exception):
             atexit.unregister(self.stop)
 
-    def client(self, service: str) -> Any:
+    def endpoint(self, service: str) -> str | None:
         if service in ("dynamodb", "dynamodbstreams"):
-            return self.dynamodb.client(service)
-        return super().client(service)
-
-    def function_environment(self) -> dict[str, str]:
-        env = super().function_environment()
-        if self.dynamodb.endpoint_url:
-            env["AWS_ENDPOINT_URL_DYNAMODB"] = self.dynamodb.endpoint_url
-        return env
+            return self.dynamodb.endpoint_url
+        return self.endpoint_url
 
     def describe(self) -> str:
         where = self.log_path.relative_to(PROJECT) if self.log_path.is_relative_to(PROJECT) else self.log_path

@@ -2,8 +2,10 @@
 
 Stripe, Slack and Standard Webhooks sign a timestamp that must be within five minutes of
 the receiver's clock; a file signed once is stale minutes later. ``refresh`` gives such an
-example a fresh timestamp and signature made with its source's sample secret; every other
-example (GitHub, Shopify, Bitrix24, generic) comes back unchanged. Development only: the
+example a fresh timestamp and signature made with its source's sample secret. Bitrix24
+signs nothing, but its body's ``ts`` must be within the source's ``max_age`` (a day by
+default): ``refresh`` sets it to now, leaving every other byte of the body as it was.
+Every other example (GitHub, Shopify, generic) comes back unchanged. Development only: the
 signing here mirrors the senders and is tested against their own libraries.
 """
 
@@ -14,6 +16,7 @@ import copy
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -65,21 +68,51 @@ def _sign(headers: dict[str, str], body: bytes, secret: str, t: int) -> bool:
     return True
 
 
-def refresh(event: dict[str, Any], secrets: dict[str, list[str]], now: float) -> dict[str, Any]:
-    """A copy of an HTTP API example re-signed at ``now`` with the first secret of its source.
+# Bitrix24's form field, at the start of the body or after an '&', in the raw bytes.
+_BITRIX24_TS = re.compile(rb"(^|&)ts=[0-9]*(?=&|$)")
 
-    ``secrets`` maps source names to their secrets (see ``secrets_by_source``).
+
+def _with_ts(body: bytes, t: int) -> bytes:
+    return _BITRIX24_TS.sub(lambda match: match.group(1) + b"ts=" + str(t).encode(), body, count=1)
+
+
+def kinds_by_source(sources_json: str) -> dict[str, str]:
+    """Source name -> its kind, from the sources config."""
+    return {
+        str(name): str(options.get("kind"))
+        for name, options in json.loads(sources_json or "{}").items()
+        if isinstance(options, dict)
+    }
+
+
+def refresh(
+    event: dict[str, Any], secrets: dict[str, list[str]], now: float, kinds: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """A copy of an HTTP API example made fresh for ``now``: re-signed with the first secret of its source,
+    or, for a source of kind ``bitrix24`` (``kinds``, see ``kinds_by_source``), with its ``ts`` set to now.
+
+    ``secrets`` maps source names to their secrets (see ``secrets_by_source``). The kind decides, not the
+    body's shape: a Bitrix24-shaped form posted to an HMAC source is signed as it is and left alone.
     """
     fresh = copy.deepcopy(event)
     headers = {str(k).lower(): str(v) for k, v in (fresh.get("headers") or {}).items()}
-    if not any(name in headers for name in ("stripe-signature", "x-slack-signature", "webhook-signature")):
-        return fresh
     source = str((fresh.get("pathParameters") or {}).get("source") or "")
-    if not secrets.get(source):
-        raise KeyError(f"no sample secret for source {source!r}; add it to config/secrets.local.json")
     t = int(now)
-    _sign(headers, _body(fresh), secrets[source][0], t)
-    fresh["headers"] = headers
+    if (kinds or {}).get(source) == "bitrix24" and _BITRIX24_TS.search(_body(fresh)):
+        body = _with_ts(_body(fresh), t)
+        if fresh.get("isBase64Encoded"):
+            fresh["body"] = base64.b64encode(body).decode()
+        else:
+            fresh["body"] = body.decode("utf-8")
+        headers["content-length"] = str(len(body))
+        fresh["headers"] = headers
+    elif any(name in headers for name in ("stripe-signature", "x-slack-signature", "webhook-signature")):
+        if not secrets.get(source):
+            raise KeyError(f"no sample secret for source {source!r}; add it to config/secrets.local.json")
+        _sign(headers, _body(fresh), secrets[source][0], t)
+        fresh["headers"] = headers
+    else:
+        return fresh
     context = fresh.setdefault("requestContext", {})
     context["timeEpoch"] = t * 1000
     context["time"] = datetime.fromtimestamp(t, UTC).strftime("%d/%b/%Y:%H:%M:%S +0000")

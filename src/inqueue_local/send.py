@@ -1,9 +1,12 @@
 """``make send EVENT=events/<file>``: post an example API Gateway event to the running runner.
 
 The event's method, path, query, headers and body are sent as they are, except what the
-gateway sets itself (host, length, forwarding headers). Events whose signatures carry a
-timestamp (Stripe, Slack, Standard Webhooks) are re-signed now with the local secrets,
-by ``inqueue_local.samples.refresh`` when that module is present.
+gateway sets itself (host, length, forwarding headers). Examples whose proof carries a
+timestamp are made fresh first (``inqueue_local.samples.refresh``): Stripe, Slack and
+Standard Webhooks are re-signed now with the local secrets, Bitrix24's ``ts`` is set to now.
+
+Whatever goes wrong that the user can fix (no such file, not an API Gateway event, nothing
+listening) is a ``SendError`` with one line that says so.
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from inqueue_local.provision import load_local_secrets
-from inqueue_local.samples import refresh, secrets_by_source
+from inqueue_local.samples import kinds_by_source, refresh, secrets_by_source
 
+TIMEOUT_SECONDS = 10
 _SET_BY_GATEWAY = {
     "host",
     "content-length",
@@ -30,13 +34,40 @@ _SET_BY_GATEWAY = {
 }
 
 
+class SendError(RuntimeError):
+    """The example could not be sent; the message says why and what to do."""
+
+    exit_status = 2  # the file given is at fault
+
+
+class RunnerUnreachable(SendError):
+    exit_status = 1  # nothing answered: the runner is at fault, not the file
+
+
 def refreshed(event: dict[str, Any], sources_json: str, config_dir: Path, now: float) -> dict[str, Any]:
-    return refresh(event, secrets_by_source(sources_json, load_local_secrets(config_dir)), now)
+    secrets = secrets_by_source(sources_json, load_local_secrets(config_dir))
+    return refresh(event, secrets, now, kinds_by_source(sources_json))
+
+
+def load_event(path: Path) -> dict[str, Any]:
+    try:
+        event = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SendError(
+            f"{path}: no such file (the examples are in events/, e.g. events/apigw-demo-json.json)"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SendError(f"{path}: cannot read it: {exc}") from None
+    except ValueError as exc:
+        raise SendError(f"{path}: not JSON: {exc}") from None
+    if not isinstance(event, dict):
+        raise SendError(f"{path}: not an API Gateway event (a JSON object with rawPath, headers and body)")
+    if "Records" in event:
+        raise SendError(f"{path}: an SQS event: the runner's pollers make those; send an API Gateway (apigw-*) event")
+    return event
 
 
 def request_from_event(event: dict[str, Any], base_url: str) -> urllib.request.Request:
-    if "Records" in event:
-        raise ValueError("this is an SQS event: the runner's pollers make those; send an API Gateway (apigw-*) event")
     method = event.get("requestContext", {}).get("http", {}).get("method") or event.get("httpMethod") or "POST"
     path = event.get("rawPath") or event.get("path") or "/"
     query = event.get("rawQueryString") or ""
@@ -52,10 +83,23 @@ def request_from_event(event: dict[str, Any], base_url: str) -> urllib.request.R
 
 
 def send(path: Path, base_url: str, sources_json: str, config_dir: Path) -> tuple[int, bytes]:
-    event = json.loads(path.read_text(encoding="utf-8"))
-    request = request_from_event(refreshed(event, sources_json, config_dir, time.time()), base_url)
+    """Post the example at ``path``; (status, body) of the answer, whatever its status."""
+    event = load_event(path)
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - built above from the URL given
+        request = request_from_event(refreshed(event, sources_json, config_dir, time.time()), base_url)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise SendError(f"{path}: {exc}") from None
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310 - built from the URL given
             return response.status, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
+    except urllib.error.URLError as error:
+        reason = error.reason
+        if isinstance(reason, ConnectionRefusedError):
+            raise RunnerUnreachable(
+                f"nothing answers at {base_url}: start the runner first (make run), on the same PORT"
+            ) from None
+        raise RunnerUnreachable(f"cannot reach {base_url}: {reason}") from None
+    except TimeoutError:
+        raise RunnerUnreachable(f"{base_url} did not answer within {TIMEOUT_SECONDS} s") from None

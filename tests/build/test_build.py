@@ -1,5 +1,6 @@
-"""What `sam build` produced: an arm64 layer with inqueue and its runtime dependencies only,
-and functions that are nothing but their own code.
+"""What `sam build` produced: an arm64 layer with inqueue and its runtime dependencies only
+(no operator tools, no local runner, no dev tooling), and functions that are nothing but
+their own code.
 
 Run by `make build-check` right after `sam build` (it sets INQUEUE_REQUIRE_BUILD=1). A plain
 pytest run skips them: a build left from before an edit would fail them for no real fault.
@@ -10,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import platform
+import re
 import struct
 import subprocess
 import sys
@@ -25,7 +27,32 @@ FUNCTIONS = {"IngressFunction": ROOT / "functions" / "ingress", "WorkerFunction"
 EM_AARCH64 = 183  # ELF e_machine of arm64 (EM_X86_64 is 62)
 # Lambda allows 250 MB unzipped for a function and its layers together; keep most of it for users.
 LAYER_BUDGET_BYTES = 100 * 1024 * 1024
-DEV_TOOLING = ("moto", "pytest", "_pytest", "inqueue_local", "mypy", "ruff", "hypothesis", "responses", "cfnlint")
+DEV_TOOLING = (
+    "moto",
+    "pytest",
+    "_pytest",
+    "inqueue_local",
+    "inqueue_ops",
+    "rich",
+    "mypy",
+    "ruff",
+    "hypothesis",
+    "responses",
+    "cfnlint",
+)
+REQUIREMENTS = ROOT / "src" / "requirements-layer.txt"
+# Lambda's python3.13 arm64 runtime, for the environment markers of the layer's dependencies.
+LAMBDA_MARKERS = {
+    "python_version": "3.13",
+    "python_full_version": "3.13.0",
+    "implementation_name": "cpython",
+    "platform_python_implementation": "CPython",
+    "os_name": "posix",
+    "sys_platform": "linux",
+    "platform_system": "Linux",
+    "platform_machine": "aarch64",
+    "extra": "",
+}
 
 if not os.environ.get("INQUEUE_REQUIRE_BUILD"):
     pytest.skip("checks sam build's output: run `make build-check`", allow_module_level=True)
@@ -88,6 +115,65 @@ def test_layer_holds_inqueue_as_in_source() -> None:
     assert shipped == expected
     for rel in expected:
         assert (built / rel).read_bytes() == (source / rel).read_bytes(), f"stale build: {rel}"
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def distributions() -> dict[str, Path]:
+    """The layer's installed distributions: canonical name -> its .dist-info folder."""
+    found = {}
+    for info in LAYER.glob("*.dist-info"):
+        name = next(line for line in (info / "METADATA").read_text().splitlines() if line.startswith("Name:"))
+        found[canonical(name.split(":", 1)[1].strip())] = info
+    return found
+
+
+def runtime_closure() -> set[str]:
+    """src/requirements-layer.txt and, through each one's Requires-Dist, everything it needs on Lambda."""
+    from packaging.requirements import Requirement
+
+    installed = distributions()
+    lines = [line.split("#")[0].strip() for line in REQUIREMENTS.read_text().splitlines()]
+    todo = [canonical(Requirement(line).name) for line in lines if line]
+    closure: set[str] = set()
+    while todo:
+        name = todo.pop()
+        if name in closure:
+            continue
+        closure.add(name)
+        if name not in installed:
+            continue  # reported by the test: a requirement the layer lacks
+        for line in (installed[name] / "METADATA").read_text().splitlines():
+            if line.startswith("Requires-Dist:"):
+                requirement = Requirement(line.split(":", 1)[1].strip())
+                if requirement.marker is None or requirement.marker.evaluate(LAMBDA_MARKERS):
+                    todo.append(canonical(requirement.name))
+    return closure
+
+
+def test_layer_holds_exactly_the_pinned_requirements_and_what_they_need() -> None:
+    # GIVEN the layer's requirements and the dependencies each declares for Lambda's platform
+    needed = runtime_closure()
+
+    # THEN the layer's distributions are exactly those: nothing missing, nothing extra (no rich, no CLI)
+    assert set(distributions()) == needed
+
+
+def test_layer_holds_nothing_but_inqueue_and_its_distributions_files() -> None:
+    # GIVEN every top-level entry each installed distribution's RECORD accounts for
+    accounted = {"inqueue", "__pycache__"}
+    for info in distributions().values():
+        accounted.add(info.name)
+        accounted |= {line.split(",")[0].split("/")[0] for line in (info / "RECORD").read_text().splitlines()}
+
+    # THEN the layer has nothing else: no operator tools, no runner, no console scripts (bin/)
+    top = {path.name for path in LAYER.iterdir()}
+    assert top - accounted == set()
+    assert not {"inqueue_ops", "inqueue_local", "bin"} & top
+    assert not (LAYER / "inqueue" / "cli.py").exists()
+    assert not (LAYER / "inqueue" / "dlq.py").exists()
 
 
 def test_layer_has_no_dev_tooling() -> None:

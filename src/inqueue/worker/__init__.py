@@ -35,7 +35,8 @@ processors, completion; ``Worker.classify`` decides each record's outcome), ``sq
 (visibility and dead letters, in SQS batch calls).
 """
 
-from inqueue.worker.batch import REPLAY_FLAG, Kind, Outcome, Worker
+from inqueue.attributes import REPLAY_FLAG
+from inqueue.worker.batch import Kind, Outcome, Worker
 from inqueue.worker.router import ANY, Processor, Router
 from inqueue.worker.sqs import DEAD_ATTEMPTS_ATTRIBUTE, DEAD_REASON_ATTRIBUTE, FAILED_MESSAGE_ID_ATTRIBUTE
 

@@ -38,6 +38,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, SqsFifoPartialProcessor
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from inqueue.attributes import REPLAY_FLAG
 from inqueue.aws import worker_config
 from inqueue.claimcheck import ClaimCheck
 from inqueue.envelope import Envelope
@@ -53,7 +54,6 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.logging.formatter import BasePowertoolsFormatter
     from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 
-REPLAY_FLAG = "replay_bypass_idempotency"
 # Lambda's longest timeout: the lock's life when no Lambda context says when this invocation ends.
 _MAX_INVOCATION_MS = 900_000
 _LOG_KEYS = ["event_id", "correlation_id", "message_id", "attempt"]

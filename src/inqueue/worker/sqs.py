@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
+from inqueue.attributes import DEAD_ATTEMPTS, DEAD_REASON, FAILED_MESSAGE_ID
 from inqueue.settings import SQS_MAX_MESSAGE_BYTES
 
 if TYPE_CHECKING:
@@ -20,9 +21,10 @@ if TYPE_CHECKING:
 
 SQS_BATCH_ENTRIES = 10
 # SQS allows 10 message attributes; the dead-letter copy adds these three to the originals.
-DEAD_REASON_ATTRIBUTE = "dead_reason"
-DEAD_ATTEMPTS_ATTRIBUTE = "dead_attempts"
-FAILED_MESSAGE_ID_ATTRIBUTE = "failed_message_id"
+# The names live in inqueue.attributes, shared with the operator tools (inqueue_ops).
+DEAD_REASON_ATTRIBUTE = DEAD_REASON
+DEAD_ATTEMPTS_ATTRIBUTE = DEAD_ATTEMPTS
+FAILED_MESSAGE_ID_ATTRIBUTE = FAILED_MESSAGE_ID
 _MAX_MESSAGE_ATTRIBUTES = 10
 _REASON_MAX_CHARS = 1000
 

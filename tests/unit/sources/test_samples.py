@@ -14,9 +14,10 @@ from tests.factories import EVENTS, Clock, load_event
 from tests.senders import EXAMPLE_TIME, SAMPLE_SECRETS, SOURCES, slack_is_valid
 
 from inqueue.ingress import Ingress
-from inqueue_local.samples import refresh, secrets_by_source
+from inqueue_local.samples import kinds_by_source, refresh, secrets_by_source
 
 SECRETS = secrets_by_source(json.dumps(SOURCES), SAMPLE_SECRETS)
+KINDS = kinds_by_source(json.dumps(SOURCES))
 LATER = EXAMPLE_TIME + 3600
 TIMESTAMPED = [
     "apigw-stripe-payment-intent-succeeded.json",
@@ -25,6 +26,7 @@ TIMESTAMPED = [
     "apigw-slack-url-verification.json",
     "apigw-standard-webhooks-invoice-paid.json",
 ]
+BITRIX24 = "apigw-bitrix24-deal-add.json"
 
 
 def body_of(event: dict[str, Any]) -> bytes:
@@ -60,9 +62,30 @@ def test_a_stale_timestamped_example_is_accepted_after_refresh(senders_env: dict
     assert fresh["requestContext"]["timeEpoch"] == LATER * 1000
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in EVENTS.glob("apigw-*.json") if p.name not in TIMESTAMPED))
+def test_a_stale_bitrix24_example_gets_a_fresh_ts_and_nothing_else_changes(senders_env: dict[str, str]) -> None:
+    # GIVEN an ingress two days after the Bitrix24 example was sent (its max_age is one day)
+    two_days_later = EXAMPLE_TIME + 2 * 86_400
+    ingress = Ingress.from_environment(clock=Clock(two_days_later))
+    stale = load_event(BITRIX24)
+    answer = ingress.handle(stale)
+    assert (answer["statusCode"], json.loads(answer["body"])["error"]["code"]) == (401, "stale_timestamp")
+
+    # WHEN the example is refreshed for that time
+    fresh = refresh(stale, SECRETS, two_days_later, KINDS)
+
+    # THEN it is accepted, and its body differs from the original only in the ts field
+    assert ingress.handle(fresh)["statusCode"] == 202
+    old, new = body_of(stale), body_of(fresh)
+    assert old.replace(b"&ts=1795435198&", f"&ts={two_days_later}&".encode()) == new
+    assert fresh["headers"]["content-length"] == str(len(new))
+    assert stale == load_event(BITRIX24)
+
+
+@pytest.mark.parametrize(
+    "name", sorted(p.name for p in EVENTS.glob("apigw-*.json") if p.name not in [*TIMESTAMPED, BITRIX24])
+)
 def test_other_examples_come_back_unchanged(name: str) -> None:
-    assert refresh(load_event(name), SECRETS, LATER) == load_event(name)
+    assert refresh(load_event(name), SECRETS, LATER, KINDS) == load_event(name)
 
 
 def test_refreshed_signatures_satisfy_the_senders_libraries() -> None:
