@@ -52,8 +52,20 @@ typecheck: venv ## mypy (strict) on the runtime library and the operator tools
 	$(VENV)/bin/mypy
 
 .PHONY: unit
-unit: venv ## pytest
+unit: venv browser ## pytest (the console's browser tests included)
 	$(PY) -m pytest -q
+
+.PHONY: browser screenshots
+# Debian's chromium, driven by Playwright (pinned in requirements/dev.txt): `playwright install`'s own browser
+# download is not used. apt-get runs only when chromium is missing, so a machine that has it pays nothing.
+browser: ## Debian's chromium for the console's browser tests (apt-get as root, only when it is missing)
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" != 0 ]; then echo "chromium is missing: run make browser as root (apt-get install chromium)" >&2; exit 1; fi; \
+	  echo "installing Debian's chromium (apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+screenshots: venv browser ## The console's screenshots under docs/, taken by its browser tests
+	INQUEUE_SCREENSHOTS=docs $(PY) -m pytest -q -p no:cacheprovider tests/e2e/test_console_browser.py
 
 .PHONY: soak
 soak: venv ## Soak: N events (default 1000) through ingress, queue and worker with faults, then the account
@@ -85,17 +97,25 @@ build-check: build venv ## sam build, then check the layer really holds arm64 wh
 BACKEND ?=
 ENDPOINT ?=
 PORT ?= 3000
+CONSOLE_PORT ?=
 EVENT ?= events/apigw-demo-json.json
 PARAMS ?=
+FORWARD_TO ?=
+RECEIVER_PORT ?= 9000
+ANSWER ?=
 
 # PARAMS reaches the runner through the environment, untouched: one shell has read it already (the
 # user's), and "$$PARAMS" keeps a second from splitting it or eating its quotes. The runner then
 # reads it as sam deploy --parameter-overrides does.
 export PARAMS
 
-.PHONY: run send
-run: venv ## The whole pipeline on this machine (BACKEND=moto|localstack, PORT=3000, PARAMS="Name=Value ...")
-	PORT=$(PORT) $(PY) -m inqueue_local run $(if $(BACKEND),--backend $(BACKEND)) $(if $(ENDPOINT),--endpoint $(ENDPOINT)) $(if $(PARAMS),--parameter-overrides "$$PARAMS")
+.PHONY: run send receiver
+run: venv ## The whole pipeline on this machine, and its console (BACKEND=moto|localstack, PORT=3000, CONSOLE_PORT=PORT+1, PARAMS="Name=Value ...", FORWARD_TO=URL)
+	PORT=$(PORT) $(PY) -m inqueue_local run $(if $(BACKEND),--backend $(BACKEND)) $(if $(ENDPOINT),--endpoint $(ENDPOINT)) $(if $(CONSOLE_PORT),--console-port $(CONSOLE_PORT)) $(if $(PARAMS),--parameter-overrides "$$PARAMS") $(if $(FORWARD_TO),--forward-to "$(FORWARD_TO)")
+
+receiver: venv ## The example app FORWARD_TO delivers to, verifying the local secret (RECEIVER_PORT=9000, ANSWER=500|400)
+	RECEIVER_SECRET="$$($(PY) -c 'from pathlib import Path; from inqueue_local.forward import local_secret; print(local_secret(Path("config")))')" \
+		$(PY) examples/receiver/receiver.py --port $(RECEIVER_PORT) $(if $(ANSWER),--answer $(ANSWER))
 
 send: venv ## Post an example event to `make run` (EVENT=events/apigw-demo-json.json); exits 1 on a 4xx/5xx
 	@PORT=$(PORT) $(PY) -m inqueue_local send "$(EVENT)"

@@ -22,7 +22,7 @@ from pathlib import Path
 from bench.report import Report, Row
 
 # In order; a section whose module does not exist (yet) is skipped.
-SECTIONS = ("ingress", "worker", "calls", "redrive", "pipeline")
+SECTIONS = ("ingress", "worker", "calls", "destinations", "redrive", "pipeline")
 ROOT = Path(__file__).resolve().parent.parent
 
 

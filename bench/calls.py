@@ -23,6 +23,12 @@ The cost rows price those counts with the list prices in ``PRICES`` (us-east-1, 
 each came from), item sizes read back from the table, log bytes captured from the handlers'
 own output, and Lambda time modelled as round trips x ``RTT_MS`` plus the handler's CPU
 here scaled to the function's share of a vCPU.
+
+The console's rows (issue 12): writes to the recent-events index per event, counted by
+DynamoDB's documented rule (a table write costs an index write when it creates, changes or
+removes what the index holds: a key or a projected attribute; moto keeps the index but does
+not bill it), read from moto's model around every DynamoDB write the handlers make; the
+envelope archive's calls, round trips and item size; a console page view's reads.
 """
 
 from __future__ import annotations
@@ -86,6 +92,12 @@ PRICES: dict[str, tuple[float, str]] = {
     "dynamodb_pitr_gb_month": (0.20, "aws.amazon.com/dynamodb/pricing/on-demand: continuous backups"),
     "cloudwatch_logs_ingest_gb": (0.50, "aws.amazon.com/cloudwatch/pricing: standard log class (c3x.dev, 2026-06)"),
     "xray_traces_recorded_per_million": (5.00, "aws.amazon.com/xray/pricing"),
+    "dynamodb_rru_per_million": (
+        0.125,
+        "aws.amazon.com/dynamodb/pricing/on-demand: read request units, since the 2024-11 cut (airbyte.com)",
+    ),
+    "s3_put_per_million": (5.00, "aws.amazon.com/s3/pricing: S3 Standard PUT, $0.005 per 1,000 (cloudkaramchari.com)"),
+    "s3_storage_gb_month": (0.023, "aws.amazon.com/s3/pricing: S3 Standard, first 50 TB (deepeshsoni.com)"),
 }
 
 
@@ -160,6 +172,76 @@ class Wire:
 
 
 WIRE = Wire()
+
+
+class IndexWatch:
+    """Around every DynamoDB write: what the recent-events index holds for that item before and after, from
+    moto's model (no call, so nothing counted or delayed), priced by DynamoDB's rule for index writes."""
+
+    def __init__(self) -> None:
+        self.watching = False
+        self.writes = 0.0  # index write units
+        self.entries: list[int] = []  # bytes of each index entry written
+        self._lock = threading.Lock()
+
+    def install(self) -> None:
+        from botocore.handlers import BUILTIN_HANDLERS
+
+        BUILTIN_HANDLERS.append(("before-parameter-build.dynamodb", self._before))
+        BUILTIN_HANDLERS.append(("after-call.dynamodb", self._after))
+
+    @contextlib.contextmanager
+    def watched(self) -> Iterator[IndexWatch]:
+        with self._lock:
+            self.writes, self.entries, self.watching = 0.0, [], True
+        try:
+            yield self
+        finally:
+            self.watching = False
+
+    @staticmethod
+    def _entry(table: str, event_id: str) -> dict[str, Any] | None:
+        from moto.core import DEFAULT_ACCOUNT_ID
+        from moto.dynamodb.models import dynamodb_backends
+
+        from inqueue.status import RECENT_KEY, RECENT_PROJECTED, RECENT_SORT
+
+        item = dynamodb_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].get_item(table, {"id": {"S": event_id}})
+        attributes = item.to_json()["Attributes"] if item is not None else {}
+        if RECENT_KEY not in attributes or RECENT_SORT not in attributes:
+            return None  # sparse: not in the index
+        return {
+            name: attributes[name] for name in ("id", RECENT_KEY, RECENT_SORT, *RECENT_PROJECTED) if name in attributes
+        }
+
+    def _before(self, params: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
+        if not self.watching or model.name not in ("PutItem", "UpdateItem", "DeleteItem"):
+            return
+        key = (params.get("Key") or params.get("Item") or {}).get("id", {}).get("S")
+        if key is not None:
+            context["inqueue_index"] = (params["TableName"], key, self._entry(params["TableName"], key))
+
+    def _after(self, context: dict[str, Any], **_: Any) -> None:
+        found = context.pop("inqueue_index", None)
+        if found is None:
+            return
+        table, key, before = found
+        after = self._entry(table, key)
+        if before == after:
+            return
+        keys_changed = (
+            before is not None
+            and after is not None
+            and any(before.get(name) != after.get(name) for name in ("recent_key", "received_at"))
+        )
+        size = _item_bytes(after or before or {})
+        with self._lock:
+            self.writes += wru(size) * (2 if keys_changed else 1)
+            if after is not None:
+                self.entries.append(size)
+
+
+INDEX = IndexWatch()
 
 
 @dataclass
@@ -249,17 +331,11 @@ class Stack:
     def __init__(self) -> None:
         import boto3
         from tests.factories import DEMO_SECRET
-        from tests.tables import create_queues
+        from tests.tables import PAYLOAD_BUCKET, create_payload_bucket, create_queues, create_status_table
 
         self.sqs = boto3.client("sqs")
         self.queue_url, self.dlq_url = create_queues(self.sqs, max_receives=5)
-        self.dynamodb = boto3.client("dynamodb")
-        self.dynamodb.create_table(
-            TableName=STATUS_TABLE,
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        self.dynamodb = create_status_table(STATUS_TABLE)  # the template's shape, recent-events index included
         boto3.client("ssm").put_parameter(Name="/inqueue/demo", Value=DEMO_SECRET, Type="SecureString")
         self.env = {
             "INQUEUE_QUEUE_URL": self.queue_url,
@@ -267,6 +343,8 @@ class Stack:
             "INQUEUE_MAX_RECEIVE_COUNT": "5",
             "INQUEUE_STATUS_TABLE": STATUS_TABLE,
         }
+        create_payload_bucket()
+        self.bucket = PAYLOAD_BUCKET
         os.environ.update(self.env)
         self.ingress_app = load_function(INGRESS_DIR, "inqueue_bench_calls_ingress")
         self.worker_app = load_function(WORKER_DIR, "inqueue_bench_calls_worker")
@@ -285,23 +363,26 @@ class Stack:
 
     def item_bytes(self, event_id: str) -> int:
         item = self.dynamodb.get_item(TableName=STATUS_TABLE, Key={"id": {"S": event_id}})["Item"]
-        return sum(len(name.encode()) + _value_bytes(value) for name, value in item.items())
+        return _item_bytes(item)
+
+
+def _item_bytes(item: dict[str, Any]) -> int:
+    return sum(len(name.encode()) + _value_bytes(value) for name, value in item.items())
 
 
 def _value_bytes(value: dict[str, Any]) -> int:
     """An attribute value's size as DynamoDB counts it for capacity (strings as UTF-8, numbers ~ digits/2 + 1)."""
     ((kind, inner),) = value.items()
-    if kind == "S":
-        return len(inner.encode())
-    if kind == "N":
-        return len(inner.lstrip("-").replace(".", "")) // 2 + 1
-    if kind in ("BOOL", "NULL"):
-        return 1
-    if kind == "L":
-        return 3 + sum(1 + _value_bytes(v) for v in inner)
-    if kind == "M":
-        return 3 + sum(1 + len(k.encode()) + _value_bytes(v) for k, v in inner.items())
-    return len(str(inner))
+    sizes: dict[str, Callable[[Any], int]] = {
+        "S": lambda text: len(text.encode()),
+        "N": lambda number: len(number.lstrip("-").replace(".", "")) // 2 + 1,
+        "B": len,
+        "BOOL": lambda _: 1,
+        "NULL": lambda _: 1,
+        "L": lambda items: 3 + sum(1 + _value_bytes(v) for v in items),
+        "M": lambda fields: 3 + sum(1 + len(k.encode()) + _value_bytes(v) for k, v in fields.items()),
+    }
+    return sizes.get(kind, lambda other: len(str(other)))(inner)
 
 
 def wru(size: int) -> int:
@@ -535,6 +616,214 @@ def worker_rows(stack: Stack, report: Report) -> dict[str, Any]:
     return figures
 
 
+# ---------------------------------------------------------------- the console (issue 12)
+
+
+def console_rows(stack: Stack, report: Report) -> dict[str, Any]:
+    """The recent-events index's writes per event, the envelope archive's price, a console page view's reads."""
+    figures = {**index_figures(stack), **archive_figures(stack)}
+    figures.update(page_figures(stack, figures["index_entry_bytes"]))
+    report.add(
+        "console index: writes to the recent-events index per event, defaults",
+        figures["index_defaults"],
+        "",
+        baseline=1.0,
+        goal=1.0,
+        note="10 events through the ingress (queued PutItem: the entry) and a worker batch (claim with "
+        "if_not_exists, completion: no index write), by DynamoDB's rule (an index write when a key or projected "
+        "attribute is created, changed or removed), read from moto's model around each write; floor: one entry",
+    )
+    report.add(
+        "console index: writes per event, QueuedStatus=false / a batch with a failure",
+        figures["index_no_status"],
+        "",
+        baseline=1.0,
+        goal=1.0,
+        note=f"the claim creates the entry; with a failure (its retrying write): {figures['index_failure']:.2f}",
+    )
+    report.add(
+        "console index: bytes of one index entry",
+        figures["index_entry_bytes"],
+        "B",
+        note=f"id, recent_key, received_at, source, type: {wru(figures['index_entry_bytes'])} write unit; "
+        "DynamoDB adds 100 B of overhead to its storage",
+    )
+    archive = figures["archive"]
+    report.add(
+        "ingress, EnvelopeArchive=true: AWS calls per request",
+        archive.calls_per_run(),
+        "",
+        baseline=1.0,
+        note=f"{archive.describe()}: the queued record and the archived envelope beside SendMessage",
+    )
+    report.add(
+        "ingress, EnvelopeArchive=true: sequential round trips per request",
+        archive.round_trips,
+        "",
+        baseline=1.0,
+        goal=1.5,
+        note="the archive's PutItem runs beside SendMessage and the queued record (a thread each): one round trip",
+    )
+    sizes = ", ".join(f"{kb} KB -> {where} {stored} B" for kb, (where, stored) in figures["archive_sizes"].items())
+    report.add(
+        "envelope archive: item bytes for a 2 KB webhook",
+        figures["archive_item_bytes"],
+        "B",
+        note=f"the {figures['envelope_bytes']}-byte envelope zlib-compressed: {wru(figures['archive_item_bytes'])} "
+        f"write unit; by webhook size: {sizes}",
+    )
+    rru = figures["page_rru"]
+    report.add(
+        "console: a page view of 50 recent events, calls",
+        sum(figures["page_calls"].values()),
+        "",
+        note=", ".join(f"{op} {n}" for op, n in sorted(figures["page_calls"].items()))
+        + f"; about {rru:g} read units (${rru * price('dynamodb_rru_per_million') / 1e6:.7f}); no Scan",
+    )
+    return figures
+
+
+def accept(stack: Stack, ingress: Any, body: bytes) -> str:
+    """One signed 2 KB event through the ingress's lambda_handler; its event id."""
+    from tests.factories import LambdaContext, http_event
+
+    app = stack.ingress_app
+    app.ingress = ingress
+    event = http_event("demo", body, headers={"x-event-type": "order.created", "idempotency-key": stack.next_id()})
+    response = app.lambda_handler(event, LambdaContext(function_name="inqueue-ingress"))
+    if response["statusCode"] != 202:
+        raise RuntimeError(f"the benchmark event was not accepted: {response}")
+    return str(json.loads(response["body"])["id"])
+
+
+def index_figures(stack: Stack) -> dict[str, Any]:
+    from tests.tables import receive_event
+
+    scenarios = WorkerScenarios(stack)
+    app = stack.ingress_app
+    body = order_body(2048)
+    with patched_environ({**os.environ, "INQUEUE_QUEUED_STATUS": "false"}):
+        without_status = app.Ingress.from_environment()
+
+    def life(ingress: Any, failing: bool = False) -> float:
+        """Index write units per event over 10 events' whole life: accepted, claimed, completed (or retried)."""
+        with INDEX.watched() as watch:
+            for _ in range(BATCH):
+                accept(stack, ingress, body)
+            batch = Batch(receive_event(stack.sqs, stack.queue_url), [])
+            if failing:  # one fails: its release writes `retrying`, which must not touch the index
+                record = batch.event["Records"][3]
+                record["body"] = json.dumps({**json.loads(record["body"]), "type": "bench.fails"})
+            scenarios.handler(1 if failing else 0)(batch)
+            scenarios.settle(batch)
+        return watch.writes / BATCH
+
+    figures: dict[str, Any] = {
+        "index_defaults": life(app.Ingress.from_environment()),
+        "index_no_status": life(without_status),
+        "index_failure": life(app.Ingress.from_environment(), failing=True),
+    }
+    with INDEX.watched() as watch:
+        accept(stack, app.Ingress.from_environment(), body)
+    figures["index_entry_bytes"] = max(watch.entries)
+    stack.drain()
+    return figures
+
+
+def archive_figures(stack: Stack) -> dict[str, Any]:
+    """The ingress with the archive on (calls, round trips), the item it writes, and where bigger webhooks go."""
+    import boto3
+
+    from inqueue.archive import EnvelopeArchive, item_id
+
+    app = stack.ingress_app
+    body = order_body(2048)
+    with patched_environ({**os.environ, "INQUEUE_ENVELOPE_ARCHIVE": "true", "INQUEUE_PAYLOAD_BUCKET": stack.bucket}):
+        archiving = app.Ingress.from_environment()
+    accept(stack, archiving, body)  # warm: the clients made
+
+    def event() -> Any:
+        from tests.factories import http_event
+
+        return http_event("demo", body, headers={"x-event-type": "order.created", "idempotency-key": stack.next_id()})
+
+    def post(event: Any) -> None:
+        from tests.factories import LambdaContext
+
+        app.ingress = archiving
+        if app.lambda_handler(event, LambdaContext(function_name="inqueue-ingress"))["statusCode"] != 202:
+            raise RuntimeError("the benchmark event was not accepted")
+
+    figures: dict[str, Any] = {"archive": measure(event, post)}
+    event_id = accept(stack, archiving, body)
+    item = stack.dynamodb.get_item(TableName=STATUS_TABLE, Key={"id": {"S": item_id(event_id)}})["Item"]
+    figures["archive_item_bytes"] = _item_bytes(item)
+    figures["envelope_bytes"] = int(item["bytes"]["N"])
+    stack.drain()
+    keeper = EnvelopeArchive(STATUS_TABLE, stack.bucket, client=stack.dynamodb, s3=boto3.client("s3"))
+    sizes: dict[int, tuple[str, int]] = {}
+    for kilobytes in (2, 8, 32, 128):
+        message = json.dumps({"id": f"size-{kilobytes}", "body": varied_body(kilobytes * 1024)})
+        where = keeper.put(f"size-{kilobytes}", message)
+        key = {"id": {"S": item_id(f"size-{kilobytes}")}}
+        if where == "table":
+            stored = _item_bytes(stack.dynamodb.get_item(TableName=STATUS_TABLE, Key=key)["Item"])
+        else:
+            stored = len(zlib_size(message))
+        sizes[kilobytes] = (where, stored)
+    figures["archive_sizes"] = sizes
+    return figures
+
+
+def varied_body(size: int) -> dict[str, Any]:
+    """A body about ``size`` bytes of JSON whose values vary as real ones do (ids, names, amounts), so that it
+    compresses as a real webhook does (2-3x), not as ``order_body``'s repeated padding (5x)."""
+    import random
+
+    rng = random.Random(size)  # noqa: S311 - test data, the same every run
+    words = ["engine", "part", "blue", "steel", "valve", "gasket", "rotor", "left", "right", "kit", "m8", "pack"]
+    lines: list[dict[str, Any]] = []
+    while len(json.dumps(lines)) < size - 200:
+        lines.append(
+            {
+                "id": f"li_{rng.getrandbits(64):016x}",
+                "sku": f"SKU-{rng.randrange(10**6):06d}",
+                "name": " ".join(rng.choice(words) for _ in range(rng.randrange(2, 6))),
+                "qty": rng.randrange(1, 9),
+                "price": f"{rng.randrange(100, 99999) / 100:.2f}",
+            }
+        )
+    return {"type": "order.created", "id": f"ord_{rng.getrandbits(32)}", "data": {"line_items": lines}}
+
+
+def page_figures(stack: Stack, entry: int) -> dict[str, Any]:
+    """A console page view of 50 events, newest first, on the template's 4 shards: its calls and read units."""
+    from inqueue_ops.console.events import RecentEvents
+
+    body = order_body(2048)
+    default = stack.ingress_app.Ingress.from_environment()
+    for _ in range(60):  # a full page of today's events
+        accept(stack, default, body)
+    stack.drain()
+
+    recent = RecentEvents(stack.dynamodb, STATUS_TABLE, 4, clock=time.time)
+    with WIRE.measured(0.0) as wire:
+        page = recent.page(limit=50)
+    recent.pool.shutdown()
+    record_bytes = stack.item_bytes(str(page.rows[0]["id"]))
+    # A Query reads its entries at half a unit per 4 KB; BatchGetItem each record at half a unit per 4 KB.
+    rru = 4 * 0.5 * math.ceil(math.ceil(50 / 4) * entry / 4096) + len(page.rows) * 0.5 * math.ceil(record_bytes / 4096)
+    return {"page_calls": dict(wire.calls), "page_rows": len(page.rows), "page_rru": rru}
+
+
+def zlib_size(message: str) -> bytes:
+    import zlib
+
+    from inqueue.archive import COMPRESSION_LEVEL
+
+    return zlib.compress(message.encode(), COMPRESSION_LEVEL)
+
+
 # ---------------------------------------------------------------- cost per million events
 
 
@@ -586,6 +875,8 @@ class Pipeline:
     worker_ms: float  # billed per batch
     worker_log_bytes: float  # per batch
     records: bool = True
+    index_writes: float = 0.0  # write units to the recent-events index per event
+    index_bytes: int = 0  # one index entry (DynamoDB stores 100 B more)
 
     def per_million(self, access_log: int) -> dict[str, float]:
         million, gb = 1e6, 1024**3
@@ -601,15 +892,37 @@ class Pipeline:
             # SendMessage per event; the trigger's ReceiveMessage and DeleteMessageBatch per batch.
             "SQS requests": price("sqs_standard_per_million") * (1 + 2 / BATCH),
             "DynamoDB writes": price("dynamodb_wru_per_million") * self.writes * wru(self.item_bytes),
-            "DynamoDB storage + PITR": (price("dynamodb_storage_gb_month") + price("dynamodb_pitr_gb_month")) * stored,
+            "DynamoDB index writes": price("dynamodb_wru_per_million") * self.index_writes,
+            "DynamoDB storage + PITR": (price("dynamodb_storage_gb_month") + price("dynamodb_pitr_gb_month")) * stored
+            # The index is stored at the table's rate; point-in-time recovery covers the table, not its GSIs.
+            + price("dynamodb_storage_gb_month")
+            * (self.index_bytes + 100)
+            * million
+            / gb
+            * 7
+            / 30
+            * (1 if self.index_writes else 0),
             "CloudWatch Logs": price("cloudwatch_logs_ingest_gb") * million * log_bytes / gb,
         }
         lines["total"] = sum(lines.values())
         return lines
 
 
-def cost_rows(ingress: dict[str, Any], worker: dict[str, Any], report: Report) -> dict[str, dict[str, float]]:
+def archive_per_million(item_bytes: int, *, in_bucket: bool = False) -> float:
+    """What keeping every envelope costs per million events: one write, and the copy held for the record's 7 days."""
+    million, gb = 1e6, 1024**3
+    held = item_bytes * million / gb * 7 / 30
+    if in_bucket:
+        return price("s3_put_per_million") + price("s3_storage_gb_month") * held
+    storage = price("dynamodb_storage_gb_month") + price("dynamodb_pitr_gb_month")
+    return price("dynamodb_wru_per_million") * wru(item_bytes) + storage * held
+
+
+def cost_rows(
+    ingress: dict[str, Any], worker: dict[str, Any], console: dict[str, Any], report: Report
+) -> dict[str, dict[str, float]]:
     access = access_log_bytes()
+    index = {"index_writes": console["index_defaults"], "index_bytes": console["index_entry_bytes"]}
     ok = worker["ok"]
     item = max(ingress["item_bytes"], worker["item_bytes"])
     writes = ok.per_run().get("UpdateItem", 0) / BATCH
@@ -620,8 +933,13 @@ def cost_rows(ingress: dict[str, Any], worker: dict[str, Any], report: Report) -
 
     logs = worker["log_bytes_per_batch"]
     configurations = {
-        "defaults": Pipeline(ingress_ms(ingress["status"]), ingress["log_bytes"], 1 + writes, item, worker_ms, logs),
-        "no_status": Pipeline(ingress_ms(ingress["no_status"]), ingress["log_bytes"], writes, item, worker_ms, logs),
+        "defaults": Pipeline(
+            ingress_ms(ingress["status"]), ingress["log_bytes"], 1 + writes, item, worker_ms, logs, **index
+        ),
+        "no_status": Pipeline(
+            ingress_ms(ingress["no_status"]), ingress["log_bytes"], writes, item, worker_ms, logs, **index
+        ),
+        "no_index": Pipeline(ingress_ms(ingress["status"]), ingress["log_bytes"], 1 + writes, item, worker_ms, logs),
         # No record per event and no line of ours: SendMessage alone, and a worker with nothing to write.
         "floor": Pipeline(ingress_ms(ingress["floor"]), 0, 0.0, item, lambda_ms(0, ok.cpu_ms, WORKER_MB), 0, False),
         # The issue's measurements of the design this replaces, priced by the same model: 2 sequential calls
@@ -642,6 +960,29 @@ def cost_rows(ingress: dict[str, Any], worker: dict[str, Any], report: Report) -
         f"{ingress['log_bytes']} B, worker {logs / BATCH:.0f} B, API access {access} B, Lambda's "
         f"{len(PLATFORM_LINES)} B an invocation; Lambda billed {configurations['defaults'].ingress_ms:.0f} ms a "
         f"request, {worker_ms:.0f} ms a batch ({RTT_MS:g} ms a round trip)",
+    )
+    report.add(
+        "cost per million events, EventIndexShards=0 (no recent-events index) ($)",
+        costs["no_index"]["total"],
+        "",
+        baseline=costs["floor"]["total"],
+        note=f"the index costs {costs['defaults']['total'] - costs['no_index']['total']:.3f} of the defaults: "
+        f"{console['index_defaults']:g} index write an event and its entry's storage; the console then finds events "
+        "by id only",
+    )
+    archive = archive_per_million(console["archive_item_bytes"])
+    costs["archive"] = {"total": archive}
+    by_size = "; ".join(
+        f"{kb} KB webhook {archive_per_million(stored, in_bucket=where == 'bucket'):.3f} ({where})"
+        for kb, (where, stored) in console["archive_sizes"].items()
+    )
+    item = console["archive_item_bytes"]
+    report.add(
+        "cost per million events, EnvelopeArchive=true ($, added)",
+        archive,
+        "",
+        note=f"a 2 KB webhook: one {wru(item)}-unit write and {item} B held 7 days (with point-in-time recovery); "
+        f"{by_size}",
     )
     report.add(
         "cost per million events, QueuedStatus=false ($)",
@@ -675,6 +1016,7 @@ def run(report: Report) -> None:
     from moto import mock_aws
 
     WIRE.install()
+    INDEX.install()
     env = {
         **lambda_env("inqueue-worker"),
         "POWERTOOLS_TRACE_DISABLED": "true",
@@ -685,7 +1027,8 @@ def run(report: Report) -> None:
         stack = Stack()
         ingress = ingress_rows(stack, report)
         worker = worker_rows(stack, report)
-    costs = cost_rows(ingress, worker, report)
+        console = console_rows(stack, report)
+    costs = cost_rows(ingress, worker, console, report)
     Path(os.environ.get("BENCH_CALLS_JSON", os.devnull)).write_text(json.dumps(costs, indent=2))
     report.add(
         "delay per AWS call / runs per scenario",

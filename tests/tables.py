@@ -24,8 +24,30 @@ def _create_table_keyed_on_id(name: str) -> Any:
     return client
 
 
-def create_status_table(name: str = STATUS_TABLE) -> Any:
-    return _create_table_keyed_on_id(name)
+def create_status_table(name: str = STATUS_TABLE, *, index: bool = True) -> Any:
+    """The status table, with the template's recent-events index (``EventIndexShards`` > 0) unless ``index`` is off."""
+    if not index:
+        return _create_table_keyed_on_id(name)
+    from inqueue.status import RECENT_INDEX, RECENT_KEY, RECENT_PROJECTED, RECENT_SORT
+
+    client = boto3.client("dynamodb", region_name="us-east-1")
+    client.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"} for key in ("id", RECENT_KEY, RECENT_SORT)],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": RECENT_INDEX,
+                "KeySchema": [
+                    {"AttributeName": RECENT_KEY, "KeyType": "HASH"},
+                    {"AttributeName": RECENT_SORT, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(RECENT_PROJECTED)},
+            }
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return client
 
 
 def create_idempotency_table(name: str = IDEMPOTENCY_TABLE) -> Any:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from mypy_boto3_sqs.client import SQSClient
 
+    from inqueue.archive import EnvelopeArchive
     from inqueue.claimcheck import ClaimCheck
     from inqueue.status import StatusStore
 
@@ -43,6 +44,7 @@ class Ingress:
         status: StatusStore | None = None,
         claim_check: ClaimCheck | None = None,
         inline_limit_bytes: int = SQS_MAX_MESSAGE_BYTES,
+        archive: EnvelopeArchive | None = None,
     ):
         self.settings = settings
         self.sqs = sqs
@@ -51,6 +53,7 @@ class Ingress:
         self.status = status
         self.claim_check = claim_check
         self.inline_limit_bytes = inline_limit_bytes
+        self.archive = archive
         self.fifo = settings.queue_url.endswith(".fifo")
         self._status_writer: ThreadPoolExecutor | None = None
 
@@ -61,11 +64,22 @@ class Ingress:
         sources = Sources(parse_config(settings.sources_json), KindDeps(secrets=secrets, clock=clock))
         # Status and claim checks are imported and built only when configured; their clients on first use.
         guarantees = GuaranteeSettings.from_env()
-        status = claim_check = None
+        status = claim_check = archive = None
         if guarantees.status_table and settings.queued_status:
             from inqueue.status import StatusStore
 
-            status = StatusStore(guarantees.status_table, ttl_seconds=guarantees.record_ttl_seconds, clock=clock)
+            status = StatusStore(
+                guarantees.status_table, ttl_seconds=guarantees.record_ttl_seconds, clock=clock,
+                index_shards=guarantees.index_shards,
+            )  # fmt: skip
+        if guarantees.status_table and guarantees.envelope_archive:
+            from inqueue.archive import EnvelopeArchive
+            from inqueue.status import STATUS_CLIENT_CONFIG
+
+            archive = EnvelopeArchive(
+                guarantees.status_table, guarantees.payload_bucket, ttl_seconds=guarantees.record_ttl_seconds,
+                clock=clock, client_config=STATUS_CLIENT_CONFIG,
+            )  # fmt: skip
         if guarantees.payload_bucket:
             from inqueue.claimcheck import ClaimCheck
 
@@ -78,6 +92,7 @@ class Ingress:
             status=status,
             claim_check=claim_check,
             inline_limit_bytes=guarantees.inline_limit_bytes,
+            archive=archive,
         )
 
     def handle(self, event: Any, context: Any = None) -> dict[str, Any]:
@@ -168,16 +183,22 @@ class Ingress:
 
             request["MessageGroupId"] = message_group_id(envelope, self.sources.ordering_key(envelope.source))
             request["MessageDeduplicationId"] = envelope.id
-        # The queued record is written while SendMessage is in flight: one round trip to the 202, not two.
+        # The queued record (and the archived envelope) are written while SendMessage is in flight: one round
+        # trip to the 202, not two.
         queued = self._record_queued(envelope) if self.status is not None else None
+        archived = self._archive(envelope, message) if self.archive is not None else None
         try:
             self.sqs.send_message(**request)
         except Exception as exc:  # noqa: BLE001 - any failure means "not queued", and the sender must retry
             if queued is not None:
                 self._withdraw_queued(envelope, queued)
+            # An archived copy of an event that was not queued is left to expire: the sender's retry, the same
+            # event id, writes it again.
             raise self._unavailable("queue", "queued", "queue_unavailable", envelope, exc) from None
         if queued is not None:
             self._settle_queued(envelope, queued)
+        if archived is not None:
+            self._settle_archived(envelope, archived)
 
     def _check_body(self, envelope: Envelope) -> tuple[Envelope, str, int]:
         """Store a body too large to send inline; failing that, the event is not accepted (503).
@@ -209,16 +230,41 @@ class Ingress:
             retry_after=self.settings.retry_after_seconds,
         )
 
+    def _writer(self) -> ThreadPoolExecutor:
+        """The threads the record writes run on beside SendMessage: one per write a request makes."""
+        if self._status_writer is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            writes = (self.status is not None) + (self.archive is not None)
+            self._status_writer = ThreadPoolExecutor(max_workers=max(writes, 1), thread_name_prefix="inqueue-status")
+        return self._status_writer
+
     def _record_queued(self, envelope: Envelope) -> Future[bool]:
         """Start the ``queued`` write on the status thread; its answer is read after SendMessage."""
         status = self.status
         assert status is not None
         status.client  # noqa: B018 - built here, on this thread: creating clients is not thread safe
-        if self._status_writer is None:
-            from concurrent.futures import ThreadPoolExecutor
+        return self._writer().submit(status.queued, envelope)
 
-            self._status_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inqueue-status")
-        return self._status_writer.submit(status.queued, envelope)
+    def _archive(self, envelope: Envelope, message: str) -> Future[str]:
+        """Start keeping the envelope as queued (the archive, opt-in); its answer is read after SendMessage."""
+        archive = self.archive
+        assert archive is not None
+        if self.status is not None:
+            archive.share(self.status.client)
+        archive.client  # noqa: B018 - built here, on this thread, as the status store's
+        return self._writer().submit(archive.put, envelope.id, message)
+
+    def _settle_archived(self, envelope: Envelope, archived: Future[str]) -> None:
+        """Best effort, as the queued record: without its archived copy the event is queued all the same."""
+        try:
+            archived.result()
+        except Exception as exc:  # noqa: BLE001 - the queue is the promise; only a later replay misses the copy
+            logger.warning(
+                "envelope not archived; the event is queued all the same",
+                extra={"event_id": envelope.id, "error": type(exc).__name__, "detail": str(exc)[:300]},
+            )
+            _count_one("ArchiveWriteFailed")
 
     def _settle_queued(self, envelope: Envelope, queued: Future[bool]) -> None:
         """Best effort: the event is queued and the 202 is true whatever the status write did."""

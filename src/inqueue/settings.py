@@ -109,6 +109,10 @@ class GuaranteeSettings:
     idempotency_ttl_seconds: int
     payload_bucket: str | None
     inline_limit_bytes: int
+    # The recent-events index's shards (0: records are not listed; the console then finds events by id only).
+    index_shards: int = 4
+    # The ingress keeps each envelope (the console's Replay of any event); opt-in: a write per event.
+    envelope_archive: bool = False
 
     @property
     def record_ttl_seconds(self) -> int:
@@ -127,6 +131,8 @@ class GuaranteeSettings:
             inline_limit_bytes=_int(
                 env, "INQUEUE_INLINE_LIMIT_BYTES", DEFAULT_INLINE_LIMIT_BYTES, 1024, SQS_MAX_MESSAGE_BYTES
             ),
+            index_shards=_int(env, "INQUEUE_EVENT_INDEX_SHARDS", 4, 0, 64),
+            envelope_archive=_flag(env, "INQUEUE_ENVELOPE_ARCHIVE", False),
         )
 
 
@@ -151,6 +157,8 @@ class WorkerSettings:
     queue_url: str
     dlq_url: str
     calls_in_flight: int = DEFAULT_CALLS_IN_FLIGHT
+    # The function's Timeout (WorkerTimeout): a destination whose delivery cannot fit in it is refused at start.
+    timeout_seconds: int | None = None
 
     @property
     def idempotency_ttl_seconds(self) -> int:
@@ -173,4 +181,5 @@ class WorkerSettings:
             queue_url=_required(env, "INQUEUE_QUEUE_URL"),
             dlq_url=_required(env, "INQUEUE_DLQ_URL"),
             calls_in_flight=_int(env, "INQUEUE_CALLS_IN_FLIGHT", DEFAULT_CALLS_IN_FLIGHT, 1, 64),
+            timeout_seconds=_int(env, "INQUEUE_WORKER_TIMEOUT_SECONDS", 0, 1, 900) or None,
         )

@@ -3,11 +3,12 @@
 Item (table key ``id``, a string; every timestamp ISO 8601 UTC with milliseconds, so they compare as strings)::
 
     {"id": "<event id>",
-     "status": "queued|processing|retrying|succeeded|dead",
-     "attempt": 2,                        # SQS's receive count of the latest attempt (0: not tried yet)
+     "status": "queued|processing|retrying|deferred|succeeded|dead",
+     "attempt": 2,                        # the latest attempt (0: not tried yet); deferrals are not attempts
      "source": "github", "type": "push",
      "received_at": "2026-11-23T12:00:00.123Z", "correlation_id": "...",   # from the envelope, never lost
-     "next_try_at": "...",                # retrying: when the message is visible again
+     "next_try_at": "...",                # retrying, deferred: when the message is visible again
+     "deferrals": 3,                      # how many times a delivery was deferred (a limit, the time left)
      "last_error": "TimeoutError: ...",   # retrying / dead: the last failure, at most 1,000 characters
      "reason": "...",                     # dead: why it was given up
      "result": "{...}",                   # succeeded: the processor's result as JSON text when it is JSON and
@@ -21,13 +22,27 @@ Item (table key ``id``, a string; every timestamp ISO 8601 UTC with milliseconds
         {"at": "...", "status": "retrying", "attempt": 1, "error": "TimeoutError: crm slow",
          "next_try_at": "..."},
         {"at": "...", "status": "succeeded", "attempt": 2}],
-     "updated_at": "...", "expires_at": 1796040000}   # expires_at: epoch seconds, the table's TTL
+     "updated_at": "...", "expires_at": 1796040000,   # expires_at: epoch seconds, the table's TTL
+     "recent_key": "2026-11-23#3"}        # the recent-events index's partition (below), set once
+
+``recent_key`` puts a record in the table's sparse index ``recent`` (partition ``recent_key``,
+sort ``received_at``, projecting ``source`` and ``type``), which the console reads to list
+events newest first without a scan: the day of ``received_at`` and a shard picked from the
+id, so no single index partition takes every write (DynamoDB allows about 1,000 writes a
+second per partition key). Whichever write creates the record sets it (``queued``, or the
+worker's ``claim`` with ``if_not_exists``), from the envelope alone, so both compute the same
+key; every indexed attribute is written once, so later status writes never touch the index.
+Items without it (the destinations' rate and lease items) are not in the index.
 
 A history entry is the status one write set, with what that write knew: ``attempt``,
 ``error`` and ``reason`` (each at most 120 characters), ``next_try_at``. Entries whose
 ``reason`` is ``redriven`` (an operator sent the event back), ``duplicate`` (a
 redelivery of a completed event) or ``skipped`` (a FIFO group stopped at an earlier
-failure) mark moves that are not attempts. Entries are in write order; the ingress's
+failure) mark moves that are not attempts, and so does every ``deferred`` entry
+(``reason``: which limit, or the invocation's time; ``deferrals``: the count so far). A
+deferral takes the place of its claim's ``processing`` entry (nothing was attempted), and
+of the ``deferred`` entry just before it, so deferring an event many times keeps one
+entry. Entries are in write order; the ingress's
 ``queued`` entry can land after the worker's first ``processing`` one (or be written by
 the worker from the envelope when the ingress wrote none), so sort by ``at`` for time.
 DynamoDB cannot trim a list and append to it in one expression: every write appends one
@@ -60,6 +75,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -73,10 +89,11 @@ if TYPE_CHECKING:
 QUEUED = "queued"
 PROCESSING = "processing"
 RETRYING = "retrying"
+DEFERRED = "deferred"
 SUCCEEDED = "succeeded"
 DEAD = "dead"
 FINAL = frozenset({SUCCEEDED, DEAD})
-STATUSES = (QUEUED, PROCESSING, RETRYING, SUCCEEDED, DEAD)
+STATUSES = (QUEUED, PROCESSING, RETRYING, DEFERRED, SUCCEEDED, DEAD)
 
 # Why a claim was refused.
 COMPLETED = "completed"
@@ -92,6 +109,13 @@ RESULT_MAX_BYTES = 4096
 ERROR_MAX_CHARS = 1000
 HISTORY_MAX = 20
 HISTORY_TEXT_MAX = 120
+
+# The recent-events index (see above): its name, attributes and default shard count (the template's EventIndexShards).
+RECENT_INDEX = "recent"
+RECENT_KEY = "recent_key"
+RECENT_SORT = "received_at"
+RECENT_PROJECTED = ("source", "type")
+DEFAULT_INDEX_SHARDS = 4
 
 # A short leash: the ingress answers senders with a 3 s budget and this write is best effort.
 STATUS_CLIENT_CONFIG: dict[str, Any] = {
@@ -125,6 +149,11 @@ class Claim:
     def previous_status(self) -> str | None:
         return _text(self.previous, "status")
 
+    @property
+    def deferrals(self) -> int:
+        """How many times the event's deliveries were deferred before this claim."""
+        return _number(self.previous, "deferrals") or 0
+
     def stored_result(self) -> tuple[Any, str | None]:
         """A completed event's result (decoded) and why it is missing, as its first success stored them."""
         encoded = _text(self.previous, "result")
@@ -142,12 +171,14 @@ class StatusStore:
         ttl_seconds: int = DEFAULT_TTL_SECONDS,
         clock: Callable[[], float] = time.time,
         client_config: Mapping[str, Any] | None = None,
+        index_shards: int = DEFAULT_INDEX_SHARDS,
     ):
         self.table_name = table_name
         self._client: DynamoDBClient | None = client
         self.ttl_seconds = ttl_seconds
         self.clock = clock
         self._client_config = dict(client_config or STATUS_CLIENT_CONFIG)
+        self.index_shards = index_shards  # 0: records are not listed in the recent-events index
 
     @property
     def client(self) -> DynamoDBClient:
@@ -166,7 +197,7 @@ class StatusStore:
             "id": {"S": envelope.id},
             "status": {"S": QUEUED},
             "attempt": {"N": "0"},
-            **_identity(envelope),
+            **self._identity(envelope),
             "history": {"L": [_entry(QUEUED, isoformat_ms(now))]},
             "updated_at": {"S": isoformat_ms(now)},
             "expires_at": {"N": str(int(now) + self.ttl_seconds)},
@@ -217,7 +248,7 @@ class StatusStore:
         update.set("attempt", {"N": str(attempt)})
         update.set("lock_expires_at", {"N": str(deadline_ms)})
         update.set("lock_id", {"S": token})
-        for name, value in _identity(envelope).items():
+        for name, value in self._identity(envelope).items():
             update.default(name, value)
         # A record the ingress did not write starts with its queued entry, from the envelope.
         received = {"L": [_entry(QUEUED, envelope.received_at)]}
@@ -278,15 +309,17 @@ class StatusStore:
         result_omitted: str | None = None,
         claim: Claim | None = None,
         envelope: Envelope | None = None,
+        at: float | None = None,
     ) -> bool:
         """Record success and store the result for duplicates; releases the lock. Always the truth: unconditional.
 
         ``result_omitted`` says why a result the caller could not pass is missing. After this worker's
         ``claim``, what the claim already wrote (the envelope's fields) or removed (``next_try_at``,
         ``reason``) is left alone: nothing else writes an event while its lock is held, and a smaller
-        expression is cheaper to send (and much cheaper for moto to evaluate).
+        expression is cheaper to send (and much cheaper for moto to evaluate). ``at`` is when it
+        succeeded (``completed_at``; default now), the time a result callback reports.
         """
-        now = self.clock()
+        now = self.clock() if at is None else at
         attempt = claim.attempt if claim is not None and attempt is None else attempt
         update = _Update(now, self.ttl_seconds)
         update.set("status", {"S": SUCCEEDED})
@@ -303,7 +336,7 @@ class StatusStore:
         else:
             update.remove("result", "result_omitted")
         if envelope is not None:
-            for name, value in _identity(envelope).items():
+            for name, value in self._identity(envelope).items():
                 update.default(name, value)
         update.history(claim, _entry(SUCCEEDED, isoformat_ms(now), attempt=attempt))
         update.remove("lock_expires_at", "lock_id")
@@ -331,6 +364,37 @@ class StatusStore:
         update.remove("lock_expires_at", "lock_id", *_OLD_RESULT)
         return self._write(self.client.update_item, **update.request(self.table_name, claim.event_id, _OWN_LOCK, claim))
 
+    def deferred(
+        self, claim: Claim, *, reason: str, next_try_at: float | None = None, attempts: int | None = None
+    ) -> bool:
+        """Not an attempt after all: a delivery limit had no slot, or the invocation no time; release the lock.
+
+        ``attempt`` goes back to the attempts made before this claim (or to ``attempts``: on FIFO,
+        where a deferral spends a receive, the claim's own), ``deferrals`` counts up, and the
+        history's last entries (this claim's ``processing``, a ``deferred`` just before it) give
+        way to one ``deferred`` entry with the count, so repeated deferrals keep the history short.
+        """
+        now = self.clock()
+        attempts = max(claim.attempt - 1, 0) if attempts is None else attempts
+        deferrals = (_number(claim.previous, "deferrals") or 0) + 1
+        due = isoformat_ms(next_try_at) if next_try_at is not None else None
+        update = _Update(now, self.ttl_seconds)
+        update.set("status", {"S": DEFERRED})
+        update.set("attempt", {"N": str(attempts)})
+        update.set("deferrals", {"N": str(deferrals)})
+        if due is not None:
+            update.set("next_try_at", {"S": due})
+        else:
+            update.remove("next_try_at")
+        entry = _entry(DEFERRED, isoformat_ms(now), next_try_at=due, reason=reason)
+        entry["M"]["deferrals"] = {"N": str(deferrals)}
+        kept = list(claim.history[:-1]) if claim.taken else list(claim.history)
+        if len(kept) > 1 and _entry_status(kept[-1]) == DEFERRED:
+            kept.pop()
+        update.replace_history([*kept, entry])
+        update.remove("lock_expires_at", "lock_id", *_OLD_RESULT)
+        return self._write(self.client.update_item, **update.request(self.table_name, claim.event_id, _OWN_LOCK, claim))
+
     def dead(
         self,
         event_id: str,
@@ -339,9 +403,13 @@ class StatusStore:
         *,
         error: str | None = None,
         claim: Claim | None = None,
+        at: float | None = None,
     ) -> bool:
-        """Given up. After a claim, only that claim's lock is released; without one, anything but a completed event."""
-        now = self.clock()
+        """Given up. After a claim, only that claim's lock is released; without one, anything but a completed event.
+
+        ``at``: when (``updated_at``; default now), the time a result callback reports.
+        """
+        now = self.clock() if at is None else at
         update = _Update(now, self.ttl_seconds)
         update.set("status", {"S": DEAD})
         update.set("reason", {"S": reason[:ERROR_MAX_CHARS]})
@@ -415,6 +483,13 @@ class StatusStore:
 
     # -- plumbing -----------------------------------------------------------------------
 
+    def _identity(self, envelope: Envelope) -> Item:
+        """What the write that creates a record sets from the envelope: its identity, and its index key."""
+        fields = _identity(envelope)
+        if self.index_shards:
+            fields[RECENT_KEY] = {"S": recent_key(envelope.id, envelope.received_at, self.index_shards)}
+        return fields
+
     @staticmethod
     def _write(call: Callable[..., Any], **request: Any) -> bool:
         try:
@@ -469,6 +544,12 @@ class _Update:
     def remove(self, *names: str) -> None:
         self.removes.extend(self._name(name) for name in names if f"#{name}" not in self.removes)
 
+    def replace_history(self, entries: list[Item]) -> None:
+        """Write the whole list (known from a claim): the first entry and the latest, HISTORY_MAX in all."""
+        if len(entries) > HISTORY_MAX:
+            entries = [entries[0], *entries[len(entries) - (HISTORY_MAX - 1) :]]
+        self.sets.append(f"{self._name('history')} = {self._value({'L': entries})}")
+
     def history(self, claim: Claim | None, entry: Item) -> None:
         """Append ``entry``; after a claim that returned the list, keep the list within HISTORY_MAX."""
         alias = self._name("history")
@@ -500,6 +581,11 @@ class _Update:
         return request
 
 
+def recent_key(event_id: str, received_at: str, shards: int) -> str:
+    """The recent-events index partition of an event: the UTC day it was received and a shard of its id."""
+    return f"{received_at[:10]}#{zlib.crc32(event_id.encode('utf-8', 'surrogatepass')) % max(shards, 1)}"
+
+
 def _identity(envelope: Envelope) -> Item:
     """The fields every record has from its envelope, whichever write creates it."""
     return {
@@ -529,6 +615,10 @@ def _entry(
     if reason:
         fields["reason"] = {"S": reason[:HISTORY_TEXT_MAX]}
     return {"M": fields}
+
+
+def _entry_status(entry: Item) -> str | None:
+    return _text(entry.get("M") or {}, "status")
 
 
 def _holder(item: Item, now: float) -> str | None:
@@ -567,6 +657,17 @@ def encode_result(result: Any) -> tuple[str | None, str | None]:
     if len(text.encode("utf-8")) > RESULT_MAX_BYTES:
         return None, "too_large"
     return text, None
+
+
+def plain_record(item: Item) -> dict[str, Any]:
+    """An item (wire shape) as plain Python, as ``get`` returns it: numbers as int, ``result`` decoded."""
+    from boto3.dynamodb.types import TypeDeserializer
+
+    deserializer = TypeDeserializer()
+    record = {name: _plain(deserializer.deserialize(value)) for name, value in item.items()}
+    if isinstance(record.get("result"), str):
+        record["result"] = json.loads(record["result"])
+    return record
 
 
 def _plain(value: Any) -> Any:

@@ -52,7 +52,7 @@ def check_sources(template: Template) -> None:
         raise TemplateError(f"SourcesConfig: {exc}") from None
 
 
-def check_port(host: str, port: int) -> None:
+def check_port(host: str, port: int, variable: str = "PORT") -> None:
     if not port:
         return
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -62,7 +62,7 @@ def check_port(host: str, port: int) -> None:
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 raise PreflightError(
-                    f"port {port} on {host} is in use (another make run?): stop it, or pass PORT=<another port>"
+                    f"port {port} on {host} is in use (another make run?): stop it, or pass {variable}=<another port>"
                 ) from None
             raise PreflightError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
@@ -87,15 +87,28 @@ def check_endpoints(backend: Backend, named_by: str) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from inqueue_local.forward import LocalDestinations, forward_to
     from inqueue_local.runner import Runner
+    from inqueue_ops.console.server import ConsoleService
 
-    template = Template.load(args.template, parse(args.parameter_overrides, base=ROOT))
+    # Locally every envelope is kept, so the console can replay any event (on AWS it is the opt-in EnvelopeArchive).
+    overrides = {"EnvelopeArchive": "true", **parse(args.parameter_overrides, base=ROOT)}
+    template = Template.load(args.template, overrides)
     check_sources(template)
+    if args.forward_to:
+        forward_to(template, args.forward_to, overrides)
+    # Before anything starts: DestinationsConfig (and its routes' source names) reads as the worker will read it.
+    destinations = LocalDestinations(template, forward_to=args.forward_to or None, config_dir=ROOT / "config")
     port = int(args.port or os.environ.get("PORT") or 3000)
     check_port("127.0.0.1", port)
+    console_port = int(args.console_port or os.environ.get("CONSOLE_PORT") or port + 1)
+    if console_port == port:
+        raise PreflightError(f"the console needs a port of its own, not the runner's {port}: pass CONSOLE_PORT=...")
+    check_port("127.0.0.1", console_port, "CONSOLE_PORT")
     backend = _backend(args)
     check_endpoints(backend, "ENDPOINT" if args.endpoint else "AWS_ENDPOINT_URL")
-    runner = Runner(template, backend, port=port, config_dir=ROOT / "config")
+    services = [destinations, ConsoleService(console_port)]
+    runner = Runner(template, backend, port=port, config_dir=ROOT / "config", services=services)
     try:
         runner.run_forever()
     except BaseException:
@@ -133,12 +146,18 @@ def parser() -> argparse.ArgumentParser:
         "--endpoint", help="use this SQS/SSM/DynamoDB/S3 endpoint instead (default: AWS_ENDPOINT_URL when set)"
     )
     run.add_argument("--port", help="HTTP port on 127.0.0.1 (default: PORT or 3000)")
+    run.add_argument("--console-port", help="the console's port on 127.0.0.1 (default: CONSOLE_PORT or the port + 1)")
     run.add_argument(
         "--parameter-overrides",
         nargs="*",
         default=[],
         metavar="Name=Value",
         help="template parameters, exactly as sam deploy --parameter-overrides takes them",
+    )
+    run.add_argument(
+        "--forward-to",
+        metavar="URL",
+        help="deliver every source without processors to this app (make run FORWARD_TO=http://127.0.0.1:9000/hooks)",
     )
     send = commands.add_parser("send", help="post an example API Gateway event to the running runner")
     send.add_argument("event", help="a file under events/")

@@ -33,6 +33,7 @@ import signal
 import sys
 import threading
 import time
+import urllib.parse
 from typing import Any
 
 from moto.core import responses
@@ -75,8 +76,34 @@ def keep_fifo_group_order(backend: Any, queue_name: str, *args: Any, **kwargs: A
 
 
 CALLS_PATH = "/_inqueue/calls"
+OLDEST_PATH = "/_inqueue/sqs/oldest"
 _calls: dict[str, int] = {}
 _calls_lock = threading.Lock()
+
+
+def oldest_message(queue_url: str, region: str) -> dict[str, Any]:
+    """A queue's counts and the time SQS received its oldest message (epoch ms), read from moto's model.
+
+    For the console (``/_inqueue/sqs/oldest``): what ``ApproximateAgeOfOldestMessage`` says on AWS,
+    without a receive, which would raise the message's receive count toward the dead-letter queue.
+    Every message counts, in flight and delayed ones too, as in CloudWatch's figure.
+    """
+    from moto.sqs.models import sqs_backends
+
+    path = urllib.parse.urlsplit(queue_url).path.strip("/").split("/")
+    account, name = (path[0], path[-1]) if len(path) >= 2 else ("123456789012", path[-1])
+    queue = sqs_backends[account][region].get_queue(name)
+    sent = [m.sent_timestamp for m in list(queue._messages) if m.sent_timestamp is not None]
+    return {"messages": len(sent), "oldest_sent_ms": min(sent) if sent else None}
+
+
+def _oldest_answer(environ: dict[str, Any]) -> tuple[str, bytes]:
+    query = urllib.parse.parse_qs(str(environ.get("QUERY_STRING", "")))
+    url, region = query.get("QueueUrl", [""])[0], query.get("Region", ["us-east-1"])[0]
+    try:
+        return "200 OK", json.dumps(oldest_message(url, region)).encode()
+    except Exception as exc:  # noqa: BLE001 - no such queue, a bad URL: the caller shows it as unknown
+        return "404 Not Found", json.dumps({"error": {"code": "no_such_queue", "message": str(exc)[:200]}}).encode()
 
 
 def count_calls() -> None:
@@ -91,6 +118,10 @@ def count_calls() -> None:
             with _calls_lock:
                 body = json.dumps(_calls).encode()
             start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
+        if environ.get("PATH_INFO") == OLDEST_PATH:
+            status, body = _oldest_answer(environ)
+            start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
             return [body]
         scope = str(environ.get("HTTP_AUTHORIZATION", "")).split("Credential=", 1)[-1].split("/")
         service = scope[3] if len(scope) > 3 else "other"

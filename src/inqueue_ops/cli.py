@@ -25,6 +25,7 @@ from inqueue_ops.targets import ClientFactory, Targets, boto_client, resolve
 
 EXAMPLES = """\
 examples:
+  inqueue console --stack inqueue          the web console on http://127.0.0.1:3001 (make run starts one too)
   inqueue dlq list --local                 the local runner's dead letters (make run)
   inqueue dlq redrive --all --stack inqueue
   inqueue dlq show 7ae14011-... --json > saved.json
@@ -101,6 +102,17 @@ def parser() -> argparse.ArgumentParser:
         "--bypass-idempotency",
         action="store_true",
         help="process it again even though it succeeded (the processor's side effects run twice)",
+    )
+
+    console = command(
+        commands,
+        "console",
+        "the web console on 127.0.0.1: events, their attempts and results, queues, dead letters, replay",
+        "  inqueue console --stack inqueue           a deployed stack, with your AWS credentials\n"
+        "  inqueue console --local --port 3002       the local runner (make run serves one already)\n",
+    )
+    console.add_argument(
+        "--port", type=int, default=3001, metavar="P", help="port on 127.0.0.1 (default 3001; 0: any free port)"
     )
 
     dlq_parser = commands.add_parser(
@@ -182,6 +194,8 @@ def main(
             env=os.environ if env is None else env,
             clients=clients,
         )
+        if args.command == "console":
+            return serve_console(targets, clients, args.port, ui)
         store = (stores or status_store)(targets, clients)
         dead = DeadLetters(
             clients("sqs", targets),
@@ -193,6 +207,7 @@ def main(
             clock=clock or time.time,
             sleep=sleep or time.sleep,
             limit=getattr(args, "limit", 10_000),
+            envelopes=archived_envelopes(targets, clients) if targets.status_table else None,
         )
         return _run(args, dead, store, ui)
     except DlqError as exc:
@@ -215,6 +230,45 @@ def status_store(targets: Targets, clients: ClientFactory) -> StatusRecords | No
     from inqueue.status import StatusStore
 
     return OperatorStatus(StatusStore(targets.status_table, clients("dynamodb", targets)))
+
+
+def serve_console(targets: Targets, clients: ClientFactory, port: int, ui: Ui, *, forever: bool = True) -> int:
+    """Serve the console until Ctrl-C."""
+    import threading
+
+    from inqueue_ops.console.data import Console
+    from inqueue_ops.console.server import ConsoleServer
+
+    server = ConsoleServer(Console(targets, clients), port)
+    url = server.start()
+    where = "the local runner (make run)" if targets.local else targets.queue_url
+    ui.say(f"console: {url} -> {where}; Ctrl-C to stop")
+    ui.out.flush()
+    try:
+        while forever and not threading.Event().wait(3600):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+def archived_envelopes(targets: Targets, clients: ClientFactory) -> Callable[[str], str | None]:
+    """Read an event's archived envelope (EnvelopeArchive), the archive's clients made on first use."""
+    made: list[Any] = []
+
+    def read(event_id: str) -> str | None:
+        if not made:
+            from inqueue.archive import EnvelopeArchive
+
+            bucket = targets.outputs.get("PayloadBucketName")
+            s3 = clients("s3", targets) if bucket else None
+            made.append(EnvelopeArchive(str(targets.status_table), bucket, client=clients("dynamodb", targets), s3=s3))
+        archived: str | None = made[0].get(event_id)
+        return archived
+
+    return read
 
 
 def _run(args: argparse.Namespace, dead: DeadLetters, store: StatusRecords | None, ui: Ui) -> int:

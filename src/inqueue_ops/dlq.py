@@ -255,6 +255,7 @@ class DeadLetters:
         wait_seconds: int = 1,
         limit: int = 10_000,
         poll_seconds: float = 1.0,
+        envelopes: Callable[[str], str | None] | None = None,
     ):
         self.sqs = sqs
         self.queue_url = queue_url
@@ -268,6 +269,8 @@ class DeadLetters:
         self.wait_seconds = wait_seconds
         self.limit = limit
         self.poll_seconds = poll_seconds
+        # Where a replay finds the envelope of an event no longer in the DLQ: the archive (EnvelopeArchive).
+        self.envelopes = envelopes
         self._batch_bytes: int | None = None
 
     # -- reading ---------------------------------------------------------------------------
@@ -336,9 +339,16 @@ class DeadLetters:
 
     # -- replay ----------------------------------------------------------------------------
 
-    def replay(self, event_id: str, *, bypass_idempotency: bool = False, envelope: str | None = None) -> Outcome:
+    def replay(
+        self,
+        event_id: str,
+        *,
+        bypass_idempotency: bool = False,
+        envelope: str | None = None,
+        envelope_from: str = "from the envelope file",
+    ) -> Outcome:
         """Queue a new delivery of an event by id: from the DLQ if it is dead, else from the given
-        envelope or the one its status record keeps."""
+        envelope (``envelope_from`` says where it came from) or the one kept for it."""
         extra = {REPLAY: {"DataType": "String", "StringValue": "true"}}
         rewrite = _with_bypass_flag if bypass_idempotency else None
         note = "bypassing idempotency: the processor runs again" if bypass_idempotency else None
@@ -350,15 +360,17 @@ class DeadLetters:
                 moved.notes += ["from the DLQ", *([note] if note else [])]
                 return moved
             record = self._status(event_id)
-            if record is None:
+            archived = self.envelopes(event_id) if self.envelopes is not None else None
+            if record is None and archived is None:
                 raise NotFoundError(f"event {event_id!r} is neither in the DLQ nor in the status table")
-            envelope = record.get("envelope")
+            envelope = archived or (record or {}).get("envelope")
             if not isinstance(envelope, str) or not envelope:
+                status = (record or {}).get("status", "unknown")
                 raise NotFoundError(
-                    f"event {event_id!r} is {record.get('status', 'unknown')} but its envelope is not kept; "
-                    "pass it with --envelope FILE (README: Operate it, Replay)"
+                    f"event {event_id!r} is {status} but its envelope is not kept; pass it with --envelope FILE, "
+                    "or deploy with EnvelopeArchive=true (README: Operate it, Replay)"
                 )
-            source = "from its status record"
+            source = "from the envelope archive" if archived else "from its status record"
         else:
             from inqueue.envelope import Envelope
             from inqueue.errors import EnvelopeError
@@ -369,7 +381,7 @@ class DeadLetters:
                 raise DlqError(f"--envelope: {exc}") from None
             if given.id != event_id:
                 raise DlqError(f"--envelope is event {given.id!r}, not {event_id!r}")
-            source = "from the envelope file"
+            source = envelope_from
         body = _with_bypass_flag(envelope) if bypass_idempotency else envelope
         self._mark_queued([event_id])
         sent = self.sqs.send_message(

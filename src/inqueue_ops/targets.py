@@ -41,6 +41,7 @@ class Targets:
     region: str | None = None
     endpoints: Mapping[str, str] = field(default_factory=dict)  # service -> URL; empty: the SDK's own
     state_file: Path | None = None  # the local runner's, when read from one
+    outputs: Mapping[str, str] = field(default_factory=dict)  # the stack's (or the local runner's) Outputs
 
     @property
     def local(self) -> bool:
@@ -149,4 +150,5 @@ def resolve(
         region=region,
         endpoints=endpoints,
         state_file=state_file,
+        outputs=dict(outputs),
     )

@@ -79,5 +79,8 @@ def test_a_stack_uses_the_sdks_own_endpoints(aws: None) -> None:
         "https://sqs/dlq",
         "inqueue-status",
     )
-    assert targets == Targets("https://sqs/events", "https://sqs/dlq", "inqueue-status", "us-east-1")
+    assert targets == Targets(
+        "https://sqs/events", "https://sqs/dlq", "inqueue-status", "us-east-1", outputs=targets.outputs
+    )
+    assert targets.outputs["StatusTableName"] == "inqueue-status"
     assert boto_client("sqs", targets).meta.endpoint_url == "https://sqs.us-east-1.amazonaws.com"

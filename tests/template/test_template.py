@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from inqueue_local.template import NO_VALUE
 from tests.template.cfn import PSEUDO, Resolver, Template, load_sam, number, props, resources_of_type, transform
 
 SAM = load_sam()
@@ -212,15 +213,18 @@ def check_worker_role(cfn: Template) -> None:
     assert {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"} <= granted
     queue_arn = resolve({"Fn::GetAtt": ["EventsQueue", "Arn"]})
     dlq_arn = resolve({"Fn::GetAtt": ["DeadLetterQueue", "Arn"]})
+    sends_to = set()
     for statement in statements(role):
         actions = as_list(statement["Action"])
-        if "sqs:SendMessage" in actions:  # permanent failures, and only to the dead-letter queue
+        # Permanent failures to the dead-letter queue; deferred copies and callback jobs to the events queue.
+        if "sqs:SendMessage" in actions:
             assert actions == ["sqs:SendMessage"], actions
-            assert resolve(statement["Resource"]) == dlq_arn
+            sends_to.add(str(resolve(statement["Resource"])))
         if any(a.startswith("kms:") for a in actions):
             condition = resolve(statement["Condition"]["StringEquals"])
             context = condition.get("kms:EncryptionContext:aws:sqs:arn")
-            assert context == queue_arn or ("kms:GenerateDataKey" in actions and context == dlq_arn), context
+            assert context in (queue_arn, dlq_arn), context
+    assert sends_to == {str(dlq_arn), str(queue_arn)}, sends_to
 
 
 def check_no_function_dlq(cfn: Template) -> None:
@@ -266,6 +270,9 @@ def check_worker_environment(cfn: Template) -> None:
     assert env.get("INQUEUE_DLQ_URL") == {"Ref": "DeadLetterQueue"}
     redrive = props(cfn, "EventsQueue")["RedrivePolicy"]
     assert env.get("INQUEUE_MAX_RECEIVE_COUNT") == redrive["maxReceiveCount"] == {"Ref": "MaxReceiveCount"}
+    # Destinations: their configuration, and the timeout every delivery must fit in (checked at start).
+    assert env.get("INQUEUE_DESTINATIONS") == {"Ref": "DestinationsConfig"}
+    assert env.get("INQUEUE_WORKER_TIMEOUT_SECONDS") == props(cfn, "WorkerFunction")["Timeout"]
 
 
 def check_one_record_per_event(cfn: Template) -> None:
@@ -360,6 +367,42 @@ def check_outputs(cfn: Template) -> None:
     assert values.get("ApiUrl") == {"Fn::GetAtt": ["HttpApi", "ApiEndpoint"]}
     assert values.get("EventsQueueUrl") == {"Ref": "EventsQueue"}
     assert values.get("DeadLetterQueueUrl") == {"Ref": "DeadLetterQueue"}
+    # The console reads these (inqueue console --stack): how to list events, whether envelopes are kept.
+    assert values.get("EventIndexShards") == {"Ref": "EventIndexShards"}
+    assert values.get("EnvelopeArchive") == {"Ref": "EnvelopeArchive"}
+
+
+def check_recent_events_index(cfn: Template) -> None:
+    # The console lists events from a sparse index whose every attribute is written once, at the record's
+    # creation: projecting anything a status write changes would make every such write an index write too.
+    from inqueue import status
+
+    table = Resolver(cfn)(props(cfn, "StatusTable"))
+    (index,) = table["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == status.RECENT_INDEX
+    assert index["KeySchema"] == [
+        {"AttributeName": status.RECENT_KEY, "KeyType": "HASH"},
+        {"AttributeName": status.RECENT_SORT, "KeyType": "RANGE"},
+    ]
+    assert index["Projection"] == {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(status.RECENT_PROJECTED)}
+    assert {status.RECENT_KEY, status.RECENT_SORT, *status.RECENT_PROJECTED} <= WRITTEN_ONCE
+    types = {d["AttributeName"]: d["AttributeType"] for d in table["AttributeDefinitions"]}
+    assert types == {"id": "S", status.RECENT_KEY: "S", status.RECENT_SORT: "S"}
+    assert cfn["Parameters"]["EventIndexShards"]["Default"] == status.DEFAULT_INDEX_SHARDS
+    # 0 drops the index, and its attribute definitions with it (CloudFormation refuses unused ones).
+    none = Resolver(cfn, {"EventIndexShards": 0})(props(cfn, "StatusTable"))
+    assert "GlobalSecondaryIndexes" not in none or none["GlobalSecondaryIndexes"] is NO_VALUE
+    assert none["AttributeDefinitions"] == [{"AttributeName": "id", "AttributeType": "S"}]
+    for function in ("IngressFunction", "WorkerFunction"):
+        env = props(cfn, function)["Environment"]["Variables"]
+        assert env.get("INQUEUE_EVENT_INDEX_SHARDS") == {"Ref": "EventIndexShards"}, function
+    ingress = props(cfn, "IngressFunction")["Environment"]["Variables"]
+    assert ingress.get("INQUEUE_ENVELOPE_ARCHIVE") == {"Ref": "EnvelopeArchive"}
+    assert cfn["Parameters"]["EnvelopeArchive"]["Default"] == "false", "the archive is a write per event: opt-in"
+
+
+# What the record's writers set only when they create it (src/inqueue/status.py: queued, and claim's if_not_exists).
+WRITTEN_ONCE = {"id", "recent_key", "received_at", "source", "type", "correlation_id"}
 
 
 CHECKS: list[Callable[[Template], None]] = [
@@ -386,6 +429,7 @@ CHECKS: list[Callable[[Template], None]] = [
     check_log_groups,
     check_alarms,
     check_outputs,
+    check_recent_events_index,
 ]
 
 
@@ -572,6 +616,23 @@ def no_api_url(sam: Template) -> None:
     del sam["Outputs"]["ApiUrl"]
 
 
+def index_projects_status(sam: Template) -> None:
+    index = resource(sam, "StatusTable")["GlobalSecondaryIndexes"]["Fn::If"][1][0]
+    index["Projection"]["NonKeyAttributes"] = ["source", "type", "status"]
+
+
+def archive_on_by_default(sam: Template) -> None:
+    sam["Parameters"]["EnvelopeArchive"]["Default"] = "true"
+
+
+def worker_without_index_shards(sam: Template) -> None:
+    del resource(sam, "WorkerFunction")["Environment"]["Variables"]["INQUEUE_EVENT_INDEX_SHARDS"]
+
+
+def no_shards_output(sam: Template) -> None:
+    del sam["Outputs"]["EventIndexShards"]
+
+
 MUTATIONS: list[tuple[Callable[[Template], None], Callable[[Template], None]]] = [
     (typo_response_types, check_reports_batch_item_failures),
     (drop_response_types, check_reports_batch_item_failures),
@@ -611,6 +672,10 @@ MUTATIONS: list[tuple[Callable[[Template], None], Callable[[Template], None]]] =
     (keep_logs_forever, check_log_groups),
     (no_dlq_alarm, check_alarms),
     (no_api_url, check_outputs),
+    (no_shards_output, check_outputs),
+    (index_projects_status, check_recent_events_index),
+    (archive_on_by_default, check_recent_events_index),
+    (worker_without_index_shards, check_recent_events_index),
 ]
 
 

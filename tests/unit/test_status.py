@@ -385,3 +385,51 @@ def test_the_client_is_built_only_when_first_needed(aws: None) -> None:
     # WHEN it is first used, THEN it builds one that works
     assert store.get("nope") is None
     assert store._client is not None
+
+
+def test_a_deferral_is_no_attempt_and_repeated_deferrals_keep_one_entry(store: StatusStore, clock: Clock) -> None:
+    # GIVEN an event that failed once
+    store.queued(envelope())
+    store.retrying(claim(store, attempt=1), error="boom", next_try_at=T0 + 5)
+
+    # WHEN its second receive is deferred three times (each a fresh copy, so each claims attempt 2 again)
+    for n in range(3):
+        clock.now += 10
+        assert store.deferred(
+            claim(store, attempt=2, token=f"req-{n}/m"), reason="rate full", next_try_at=clock.now + 60
+        )
+
+    # THEN the record says deferred after one attempt, three deferrals, with one entry for them, lock released
+    found = record(store)
+    assert (found["status"], found["attempt"], found["deferrals"]) == ("deferred", 1, 3)
+    assert found["next_try_at"] == found["history"][-1]["next_try_at"]
+    assert steps(found) == [("queued",), ("processing",), ("retrying",), ("deferred", "rate full")]
+    assert found["history"][-1]["deferrals"] == 3
+    assert "lock_id" not in found
+    # AND its next claim is attempt 2 again, and it succeeds as such, the count kept
+    store.succeeded("evt-1", {"ok": True}, claim=claim(store, attempt=2, token="req-9/m"))
+    found = record(store)
+    assert (found["status"], found["attempt"], found["deferrals"]) == ("succeeded", 2, 3)
+    assert [s for s, *_ in steps(found)] == ["queued", "processing", "retrying", "deferred", "processing", "succeeded"]
+
+
+def test_a_deferral_keeps_the_history_within_its_bound(store: StatusStore, clock: Clock) -> None:
+    store.queued(envelope())
+    for attempt in range(1, HISTORY_MAX):
+        clock.now += 1
+        store.retrying(claim(store, attempt=attempt, token=f"req-{attempt}/m"), error="boom")
+    clock.now += 1
+    store.deferred(claim(store, attempt=HISTORY_MAX, token="req-x/m"), reason="time")
+    found = record(store)
+    assert len(found["history"]) == HISTORY_MAX
+    assert found["history"][0]["status"] == "queued"
+    assert found["history"][-1]["status"] == "deferred"
+
+
+def test_a_deferral_never_releases_another_attempts_lock(store: StatusStore) -> None:
+    store.queued(envelope())
+    mine = claim(store, token="req-1/m1")
+    assert store.deferred(mine, reason="rate full")
+    claim(store, token="req-2/m2")  # another attempt holds it now
+    assert store.deferred(mine, reason="rate full") is False
+    assert record(store)["lock_id"] == "req-2/m2"

@@ -10,14 +10,17 @@
                  "allow_private_networks": false, "payload": "envelope"},
         "results": {"url": "https://shop.example.com/inqueue/results", "secret": "ssm:/inqueue/destinations/shop"}},
      "routes": {"bitrix24": "shop",                              # every type of the source
-                "shopify": {"orders/create": "shop", "*": "shop"}},  # by type, "*" for the others
+                "shopify": {"orders/create": "shop", "*": "shop"},   # by type, "*" for the others
+                "*": "shop"},                                    # every other source (see below)
      "callbacks": {"bitrix24": "results", "*": "results"}}       # per source, "*" for every other
 
 A routed source is delivered to its destination instead of running Python processors;
 a type a source's routes do not name (and no ``"*"``) goes to the processors' router as
 before (usually: acknowledged as unrouted). Registering a processor for a routed source
 as well is a start-up error (``check_exclusive``): one or the other, never both, so no
-event is silently handled twice or not at all.
+event is silently handled twice or not at all. The source ``"*"`` routes every source
+that has no route of its own and no processor registered for it by name: those keep
+their processors (``make run FORWARD_TO=...`` forwards everything else this way).
 """
 
 from __future__ import annotations
@@ -118,11 +121,21 @@ class DestinationsConfig:
     # source (or "*") -> destination name
     callbacks: Mapping[str, str] = field(default_factory=dict)
 
-    def route(self, source: str, event_type: str) -> Destination | None:
-        """The destination for this source and type, or None: the processors handle it."""
+    def route(
+        self, source: str, event_type: str, processor_sources: frozenset[str] = frozenset()
+    ) -> Destination | None:
+        """The destination for this source and type, or None: the processors handle it.
+
+        ``processor_sources``: the sources with processors registered by name, which the
+        ``"*"`` route leaves to their processors.
+        """
         by_type = self.routes.get(source)
         if by_type is None:
-            return None
+            if source in processor_sources:
+                return None
+            by_type = self.routes.get(ANY)
+            if by_type is None:
+                return None
         name = by_type.get(event_type) or by_type.get(ANY)
         return self.destinations[name] if name else None
 
@@ -143,9 +156,10 @@ class DestinationsConfig:
         """Refuse a source that has both routes and processors registered for it by name.
 
         Processors registered for any source (``"*"``) or as the router's default are not
-        counted: they handle what no destination and no named processor takes.
+        counted: they handle what no destination and no named processor takes. The ``"*"``
+        route is not counted either: it takes only sources without named processors.
         """
-        both = sorted(set(processor_sources) & set(self.routes))
+        both = sorted(set(processor_sources) & (set(self.routes) - {ANY}))
         if both:
             raise DestinationsConfigError(
                 f"source(s) {', '.join(both)} are routed to a destination in {DESTINATIONS_ENV} and also have "
@@ -210,7 +224,7 @@ def _routes(
 ) -> dict[str, dict[str, str]]:
     routes: dict[str, dict[str, str]] = {}
     for source, target in raw.items():
-        _source_name(source, known, "routes")
+        _source_name(source, known, "routes", wildcard=True)
         if isinstance(target, str):
             routes[source] = {ANY: _destination_name(target, destinations, f"routes[{source!r}]")}
             continue

@@ -14,6 +14,7 @@ the result) or raises:
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -98,9 +99,13 @@ class Deliverer:
             config, secrets=secrets, http=SafeHttp(allow_loopback=_flag(env, ALLOW_LOOPBACK_ENV)), limiter=limiter
         )
 
-    def route(self, envelope: Envelope) -> Destination | None:
+    def route(self, envelope: Envelope, processor_sources: frozenset[str] = frozenset()) -> Destination | None:
         """The destination this event goes to, or None: the Python processors handle it."""
-        return self.config.route(envelope.source, envelope.type)
+        return self.config.route(envelope.source, envelope.type, processor_sources)
+
+    def callback(self, source: str) -> Destination | None:
+        """The source's result-callback destination, or None."""
+        return self.config.callback(source)
 
     def deliver(
         self,
@@ -138,15 +143,19 @@ class Deliverer:
         result_omitted: str | None = None,
         reason: str | None = None,
         max_wait: float = DEFAULT_MAX_WAIT_SECONDS,
+        timeout: float | None = None,
     ) -> Delivered | None:
         """POST the final outcome to the source's callback destination; None when it has none.
 
         ``finished_at`` (ISO 8601, the record's time of the final write) keeps the body the
         same when a callback is retried; ``webhook-id`` is ``<event id>.<status>.<attempts>``.
+        ``timeout`` shortens the destination's own (the worker's first, inline try).
         """
         destination = self.config.callback(source)
         if destination is None:
             return None
+        if timeout is not None and timeout < destination.timeout:
+            destination = dataclasses.replace(destination, timeout=timeout)
         body = callback_body(
             event_id=event_id,
             source=source,

@@ -44,6 +44,10 @@ class Router:
         self._default = processor
         return processor
 
+    def named_sources(self) -> frozenset[str]:
+        """The sources with a processor registered for them by name (not ``"*"``): a destination may not take them."""
+        return frozenset(source for source, _ in self._routes if source != ANY)
+
     def resolve(self, source: str, type: str) -> Processor:  # noqa: A002
         routes = self._routes
         return (

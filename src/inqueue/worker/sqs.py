@@ -1,8 +1,19 @@
-"""The worker's two SQS calls, a batch at a time: failures' visibility, and permanent failures to the DLQ.
+"""The worker's SQS calls, a batch at a time: failures' visibility, dead letters, and messages it queues itself.
 
-Both are SQS batch calls of at most 10 entries; ``chunks`` splits a longer list, and the
-batch orchestration runs the chunks in one concurrent round. Either call can succeed
+All are SQS batch calls of at most 10 entries; ``chunks`` splits a longer list, and the
+batch orchestration runs the chunks in one concurrent round. Each call can succeed
 for some entries and fail for others: each returns the ids that failed, with why.
+
+The worker queues two kinds of message on the events queue itself (``Requeued``):
+
+- a deferred event's **fresh copy** (standard queues): the same body and attributes plus
+  ``inqueue_attempts``, the real attempts the event had before, because SQS counts every
+  receive and a deferral is not an attempt; the original is then acknowledged;
+- a **callback job** (``inqueue_job: callback``): a result callback whose first try failed,
+  retried by the queue's own retries and dead-letter queue.
+
+``inqueue_attempts`` never reaches the dead-letter queue from the worker's own sends: an
+event redriven from there starts its attempts again.
 """
 
 from __future__ import annotations
@@ -12,7 +23,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-from inqueue.attributes import DEAD_ATTEMPTS, DEAD_REASON, FAILED_MESSAGE_ID
+from inqueue.attributes import ATTEMPTS, DEAD_ATTEMPTS, DEAD_REASON, FAILED_MESSAGE_ID, JOB
 from inqueue.settings import SQS_MAX_MESSAGE_BYTES
 
 if TYPE_CHECKING:
@@ -25,6 +36,10 @@ SQS_BATCH_ENTRIES = 10
 DEAD_REASON_ATTRIBUTE = DEAD_REASON
 DEAD_ATTEMPTS_ATTRIBUTE = DEAD_ATTEMPTS
 FAILED_MESSAGE_ID_ATTRIBUTE = FAILED_MESSAGE_ID
+ATTEMPTS_ATTRIBUTE = ATTEMPTS
+JOB_ATTRIBUTE = JOB
+# SendMessage's longest DelaySeconds; a longer deferral is finished on the copy's next receive.
+MAX_SEND_DELAY_SECONDS = 900
 _MAX_MESSAGE_ATTRIBUTES = 10
 _REASON_MAX_CHARS = 1000
 
@@ -49,7 +64,8 @@ class DeadLetter:
     group_id: str | None = None
 
     def entry(self, fifo: bool) -> dict[str, Any]:
-        attributes = dict(list(_send_attributes(self.attributes).items())[: _MAX_MESSAGE_ATTRIBUTES - 3])
+        kept = {k: v for k, v in _send_attributes(self.attributes).items() if k != ATTEMPTS_ATTRIBUTE}
+        attributes = dict(list(kept.items())[: _MAX_MESSAGE_ATTRIBUTES - 3])
         attributes[DEAD_REASON_ATTRIBUTE] = {
             "DataType": "String",
             "StringValue": self.reason[:_REASON_MAX_CHARS] or "permanent",
@@ -72,6 +88,42 @@ class DeadLetter:
             for name, value in self.attributes.items()
         )
         return len(self.body.encode("utf-8")) + attributes + len(self.reason) + 200
+
+
+@dataclass(frozen=True, slots=True)
+class Requeued:
+    """A message the worker sends to the events queue: a deferred event's fresh copy, or a callback job."""
+
+    id: str
+    body: str
+    attributes: Mapping[str, Any]  # SendMessage's shape (DataType / StringValue)
+    delay: int = 0  # seconds, at most MAX_SEND_DELAY_SECONDS; FIFO queues take none
+    group_id: str | None = None  # FIFO only
+    deduplication_id: str | None = None  # FIFO only
+
+    @classmethod
+    def copy(cls, id: str, body: str, attributes: Mapping[str, Any], *, attempts: int, delay: int) -> Requeued:  # noqa: A002
+        """A fresh copy of a received message (its attributes in the event's shape), carrying its real attempts."""
+        sent = {k: v for k, v in _send_attributes(attributes).items() if k != ATTEMPTS_ATTRIBUTE}
+        sent[ATTEMPTS_ATTRIBUTE] = {"DataType": "Number", "StringValue": str(attempts)}
+        return cls(id, body, sent, min(max(delay, 0), MAX_SEND_DELAY_SECONDS))
+
+    def entry(self, fifo: bool) -> dict[str, Any]:
+        entry: dict[str, Any] = {"Id": self.id, "MessageBody": self.body, "MessageAttributes": dict(self.attributes)}
+        if fifo:
+            entry["MessageGroupId"] = self.group_id or "inqueue"
+            entry["MessageDeduplicationId"] = self.deduplication_id or self.id
+        elif self.delay:
+            entry["DelaySeconds"] = self.delay
+        return entry
+
+    @property
+    def size(self) -> int:
+        attributes = sum(
+            len(name) + len(str(value.get("DataType", ""))) + len(str(value.get("StringValue") or ""))
+            for name, value in self.attributes.items()
+        )
+        return len(self.body.encode("utf-8")) + attributes + 100
 
 
 class Queues:
@@ -110,6 +162,14 @@ class Queues:
         answer = self.client.send_message_batch(
             QueueUrl=self.dlq_url,
             Entries=cast("list[SendMessageBatchRequestEntryTypeDef]", [letter.entry(self.fifo) for letter in letters]),
+        )
+        return _failed(answer)
+
+    def requeue(self, messages: Sequence[Requeued]) -> dict[str, str]:
+        """One SendMessageBatch to the events queue (at most 10 messages): the ids that failed, with why."""
+        answer = self.client.send_message_batch(
+            QueueUrl=self.queue_url,
+            Entries=cast("list[SendMessageBatchRequestEntryTypeDef]", [m.entry(self.fifo) for m in messages]),
         )
         return _failed(answer)
 

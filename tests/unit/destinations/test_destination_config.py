@@ -57,6 +57,27 @@ def test_a_source_routes_whole_or_by_type_and_unnamed_types_fall_back_to_process
     assert parsed.routed_sources == {"bitrix24", "shopify", "github"}
 
 
+def test_the_catch_all_route_takes_every_other_source_without_named_processors() -> None:
+    # GIVEN every source routed to one destination (make run FORWARD_TO), and github routed on its own
+    parsed = parse_config(
+        json.dumps(
+            {
+                "destinations": {"local": SHOP, "orders": {**SHOP, "url": "http://orders.example.com/in"}},
+                "routes": {"*": "local", "github": {"push": "orders"}},
+            }
+        )
+    )
+    named = frozenset({"demo"})  # sources with processors registered by name
+
+    # THEN a source without processors goes to it, one with processors keeps them, a routed one keeps its route
+    assert parsed.route("bitrix24", "ONCRMDEALADD", named).name == "local"  # type: ignore[union-attr]
+    assert parsed.route("demo", "order.created", named) is None
+    assert parsed.route("github", "push", named).name == "orders"  # type: ignore[union-attr]
+    assert parsed.route("github", "issues", named) is None  # its own routes name no such type
+    # AND the catch-all never conflicts with processors at start-up
+    parsed.check_exclusive(named)
+
+
 def test_callbacks_are_per_source_with_a_catch_all() -> None:
     parsed = parse_config(config(callbacks={"bitrix24": "shop"}))
     assert parsed.callback("bitrix24").name == "shop"  # type: ignore[union-attr]
@@ -106,7 +127,7 @@ def test_a_source_with_both_a_route_and_named_processors_is_refused_at_start_up(
         ('{"destinations": {"Shop": {}}}', "destination name 'Shop'"),
         ('{"destinations": {"shop": "https://x"}}', "must be a JSON object with at least url"),
         ('{"routes": {"bitrix24": "shop"}}', "names destination 'shop', which is not defined"),
-        ('{"routes": {"*": "shop"}}', "is not a source name"),
+        ('{"routes": {"Bitrix 24": "shop"}}', "is not a source name"),
         ('{"routes": {"github": {}}}', "must be a destination name or an object"),
         ('{"callbacks": {"github": "nowhere"}}', "not defined"),
     ],
