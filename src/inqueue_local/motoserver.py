@@ -36,10 +36,15 @@ import time
 import urllib.parse
 from typing import Any
 
+from moto.core import responses
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.sqs.models import SQSBackend
 
 _applied = False
-MOTO_RECEIVE_MESSAGE: Any = SQSBackend.receive_message  # moto's own, kept before any patch
+# moto's own, kept before any patch
+MOTO_RECEIVE_MESSAGE: Any = SQSBackend.receive_message
+MOTO_GET_BACKEND_FOR_HOST: Any = DomainDispatcherApplication.get_backend_for_host
+MOTO_METHOD_NAMES_FROM_CLASS: Any = responses.method_names_from_class
 
 
 def unix_time(dt: Any = None) -> float:
@@ -106,8 +111,6 @@ def count_calls() -> None:
 
     The functions run in their own processes, so the benchmarks count their calls here, where they arrive.
     """
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
-
     dispatch = DomainDispatcherApplication.__call__
 
     def counted(app: Any, environ: dict[str, Any], start_response: Any) -> Any:
@@ -129,12 +132,41 @@ def count_calls() -> None:
     DomainDispatcherApplication.__call__ = counted  # type: ignore[method-assign]
 
 
+_backends: dict[str | None, Any] = {}
+
+
+def get_backend_for_host(app: Any, host: str | None) -> Any:
+    """moto's dispatcher's backend for a host, found once: moto lists its package directory and tries every
+    service's URL patterns on every request (about 0.3 ms). The answer for a host never changes."""
+    if host not in _backends:
+        _backends[host] = MOTO_GET_BACKEND_FOR_HOST(app, host)
+    return _backends[host]
+
+
+_method_names: dict[type, list[str]] = {}
+
+
+def method_names_from_class(clazz: Any) -> list[str]:
+    """moto's list of a response class's methods, made once per class: moto calls ``inspect.getmembers``
+    on every request to find the action's handler, and the classes never change."""
+    names = _method_names.get(clazz)
+    if names is None:
+        names = _method_names[clazz] = MOTO_METHOD_NAMES_FROM_CLASS(clazz)
+    return list(names)
+
+
 def speed_up() -> None:
-    """Apply the fixes to moto's SQS models in this process (idempotent)."""
+    """Apply the fixes to moto's SQS models and the speed-ups to its DynamoDB in this process (idempotent)."""
     global _applied  # noqa: PLW0603 - once per process
     if _applied:
         return
     from moto.sqs import models
+
+    from inqueue_local import moto_dynamodb
+
+    moto_dynamodb.speed_up()
+    DomainDispatcherApplication.get_backend_for_host = get_backend_for_host  # type: ignore[method-assign]
+    responses.method_names_from_class = method_names_from_class
 
     models.SQSBackend.receive_message = keep_fifo_group_order  # type: ignore[method-assign]
     models.unix_time = unix_time  # type: ignore[attr-defined]

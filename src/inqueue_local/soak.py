@@ -421,8 +421,15 @@ def _soak_processor(event: Any) -> Any:
 
 @contextmanager
 def _aws_environment() -> Iterator[None]:
-    """moto in-process, with the variables the functions read, restored afterwards."""
+    """moto in-process, with the variables the functions read, restored afterwards.
+
+    moto's DynamoDB gets the runner's speed-ups (``moto_dynamodb``: the same answers at a third of the CPU).
+    """
     from moto import mock_aws
+
+    from inqueue_local.moto_dynamodb import speed_up
+
+    speed_up()
 
     saved = dict(os.environ)
     for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SQS", "AWS_PROFILE"):

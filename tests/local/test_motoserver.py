@@ -73,3 +73,41 @@ def test_the_fix_returns_a_fifo_group_in_order_once_its_visibility_ends(
 )
 def test_motos_own_receive_returns_a_fifo_group_in_order(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
     assert _fifo_group_after_visibility(aws, monkeypatch, motoserver.MOTO_RECEIVE_MESSAGE) == ["1", "2"]
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        None,
+        "moto_api",
+        "dynamodb",
+        "dynamodb.us-east-1.amazonaws.com",
+        "sqs.eu-west-1.amazonaws.com",
+        "s3.amazonaws.com",
+        "bucket.s3.amazonaws.com",
+        "ssm.us-east-1.amazonaws.com",
+        "nothing.example.test",
+    ],
+)
+def test_the_backend_found_for_a_host_is_motos_own_every_time(host: str | None) -> None:
+    # GIVEN moto's dispatcher
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    app = DomainDispatcherApplication(create_backend_app)
+    # WHEN the remembered lookup is asked twice / THEN it answers as moto's own, both times
+    expected = motoserver.MOTO_GET_BACKEND_FOR_HOST(app, host)
+    assert motoserver.get_backend_for_host(app, host) == expected
+    assert motoserver.get_backend_for_host(app, host) == expected
+
+
+def test_a_response_classs_methods_are_motos_own_list_every_time() -> None:
+    from moto.dynamodb.responses import DynamoHandler
+    from moto.s3.responses import S3Response
+    from moto.sqs.responses import SQSResponse
+
+    for response_class in (DynamoHandler, SQSResponse, S3Response):
+        expected = motoserver.MOTO_METHOD_NAMES_FROM_CLASS(response_class)
+        first = motoserver.method_names_from_class(response_class)
+        first.append("changed by a caller")  # a caller's list is its own
+        assert motoserver.method_names_from_class(response_class) == expected
+        assert "update_item" in motoserver.method_names_from_class(DynamoHandler)
