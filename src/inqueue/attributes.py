@@ -18,6 +18,8 @@ ATTEMPTS = "inqueue_attempts"
 # On a message that is a job of the worker's own, not an event; its value says which (CALLBACK_JOB).
 JOB = "inqueue_job"
 CALLBACK_JOB = "callback"
+# On a callback job: the event whose outcome it carries.
+CALLBACK_FOR = "callback_for"
 # Attributes a redriven or replayed message starts without: they describe the old delivery.
 DEAD_LETTER_ATTRIBUTES = frozenset({DEAD_REASON, DEAD_ATTEMPTS, FAILED_MESSAGE_ID, REPLAY, ATTEMPTS})
 

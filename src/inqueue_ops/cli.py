@@ -456,7 +456,7 @@ class Ui:
             columns,
             [
                 (
-                    str(row["id"]),
+                    _letter_id(row),
                     str(row["source"]),
                     str(row["type"]),
                     str(row["receives"]),
@@ -513,6 +513,13 @@ class Ui:
 
 def _cell(value: Any) -> str:
     return json.dumps(value, default=str, ensure_ascii=False) if isinstance(value, list | dict) else str(value)
+
+
+def _letter_id(row: dict[str, Any]) -> str:
+    """The event id, or for a job of the worker's own (it has none) what it is and whose."""
+    if row["id"] or not row.get("job"):
+        return str(row["id"])
+    return f"({row['job']} job for {row['job_for']})" if row.get("job_for") else f"({row['job']} job)"
 
 
 def _age(seconds: int) -> str:

@@ -39,7 +39,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from inqueue.attributes import DEAD_LETTER_ATTRIBUTES, DEAD_REASON, FAILED_MESSAGE_ID, REPLAY, REPLAY_FLAG
+from inqueue.attributes import (
+    CALLBACK_FOR,
+    DEAD_LETTER_ATTRIBUTES,
+    DEAD_REASON,
+    FAILED_MESSAGE_ID,
+    JOB,
+    REPLAY,
+    REPLAY_FLAG,
+)
 
 # Error codes by which a backend says it has no move task API.
 _UNSUPPORTED_CODES = frozenset(
@@ -310,6 +318,9 @@ class DeadLetters:
             "receives": max(letter.receive_count - 1, 0),
             "attempts": record.get("attempt") if record else None,
             "age_seconds": round(max(self.clock() - letter.received_at(), 0.0)),
+            # The worker's own jobs (a result callback that kept failing) are no event: say whose they are.
+            "job": letter.field(JOB) or None,
+            "job_for": letter.field(CALLBACK_FOR) or None,
         }
 
     def depth(self) -> int:

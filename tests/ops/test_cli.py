@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from inqueue.attributes import CALLBACK_FOR, CALLBACK_JOB, JOB
 from inqueue_ops import __version__, cli
 from tests.ops.conftest import envelope, kill, run
 
@@ -85,6 +86,29 @@ def test_listing_on_a_terminal_draws_a_table(sqs: Any, queues: dict[str, str]) -
     assert code == 0
     assert "─" in output  # the header rule
     assert "evt-1" in output
+
+
+def test_a_dead_callback_job_is_listed_as_the_job_of_its_event(sqs: Any, queues: dict[str, str]) -> None:
+    # GIVEN a result callback the worker queued as a job of its own (no event id), dead-lettered
+    sqs.send_message(
+        QueueUrl=queues["queue"],
+        MessageBody=json.dumps({"job": CALLBACK_JOB, "event_id": "evt-9"}),
+        MessageAttributes={
+            JOB: {"DataType": "String", "StringValue": CALLBACK_JOB},
+            CALLBACK_FOR: {"DataType": "String", "StringValue": "evt-9"},
+        },
+    )
+    kill(sqs, queues)
+
+    # WHEN the dead letters are listed
+    code, output, _ = run("dlq", "list", queues=queues, terminal=False)
+    _, machine, _ = run("dlq", "list", "--json", queues=queues)
+
+    # THEN the table names the job and its event, and the JSON has both fields
+    assert code == 0
+    assert "(callback job for evt-9)" in output
+    [row] = json.loads(machine)
+    assert (row["id"], row["job"], row["job_for"]) == ("", CALLBACK_JOB, "evt-9")
 
 
 # -- failures: one line on stderr, exit 1, no traceback --------------------------------------

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from inqueue.attributes import CALLBACK_JOB
+from inqueue.attributes import CALLBACK_FOR, CALLBACK_JOB
 from inqueue.envelope import Envelope, isoformat_ms
 from inqueue.errors import Deferred, PermanentError, RetryLater
 from inqueue.observability import logger
@@ -271,7 +271,7 @@ class Forwarding:
             "source": {"DataType": "String", "StringValue": str(note["source"])},
             "type": {"DataType": "String", "StringValue": str(note["event_type"])},
             # Not event_id: an operator's redrive of a dead job must not send its (final) event back to queued.
-            "callback_for": {"DataType": "String", "StringValue": event_id},
+            CALLBACK_FOR: {"DataType": "String", "StringValue": event_id},
         }
         webhook_id = f"{event_id}.{note['status']}.{note['attempts']}"
         return Requeued(

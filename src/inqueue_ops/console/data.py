@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from inqueue.attributes import JOB
 from inqueue.status import DEAD, DUPLICATE, FINAL, PROCESSING, QUEUED, REDRIVEN, RETRYING, SKIPPED, SUCCEEDED
 from inqueue_ops.console.events import Cursor, Filters, Page, RecentEvents
 from inqueue_ops.console.jobs import Job, Jobs
@@ -264,13 +263,7 @@ class Console:
         if self.jobs.running():
             return self._dead_rows
         letters: list[DeadLetter] = self.dead.inspect()
-        rows = []
-        for letter in letters:
-            row = self.dead.row(letter)
-            # The worker's own jobs (a result callback that kept failing) are no event: say whose they are.
-            row["job"] = letter.field(JOB) or None
-            row["job_for"] = letter.field("callback_for") or None
-            rows.append(row)
+        rows = [self.dead.row(letter) for letter in letters]
         self._dead_rows = rows
         return rows
 
