@@ -6,7 +6,7 @@ Run it beside ``make run`` and route a source to it::
     python examples/receiver/receiver.py --port 8080 --secret whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
 
 or, with the local signing secret, ``make receiver RECEIVER_PORT=9000`` beside
-``make run FORWARD_TO=http://127.0.0.1:9000/hooks`` (README, "Destinations").
+``make run FORWARD_TO=http://127.0.0.1:9000/hooks`` (docs/destinations.md).
 
 Every request is verified with the ``standardwebhooks`` library (any Standard Webhooks
 library would do) before anything else: a bad or stale signature gets 401. A repeat of

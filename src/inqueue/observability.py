@@ -18,7 +18,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 
-# The template's TracingMode (Disabled by default: see README, "Cost"); POWERTOOLS_TRACE_DISABLED also turns it off.
+# The template's TracingMode (Disabled by default: see docs/cost.md); POWERTOOLS_TRACE_DISABLED also turns it off.
 TRACING = os.environ.get("INQUEUE_TRACING_MODE", "").strip() != "Disabled" and os.environ.get(
     "POWERTOOLS_TRACE_DISABLED", ""
 ).strip().lower() not in ("1", "true")

@@ -379,7 +379,7 @@ class DeadLetters:
                 status = (record or {}).get("status", "unknown")
                 raise NotFoundError(
                     f"event {event_id!r} is {status} but its envelope is not kept; pass it with --envelope FILE, "
-                    "or deploy with EnvelopeArchive=true (README: Operate it, Replay)"
+                    "or deploy with EnvelopeArchive=true (docs/cli.md, Replay)"
                 )
             source = "from the envelope archive" if archived else "from its status record"
         else:

@@ -161,7 +161,7 @@ def test_the_receiver_verifies_a_result_callback_too(receiver: Any, deliverer: M
     )  # github has no callback
 
 
-def test_the_receiver_runs_from_the_command_line_as_the_readme_says(deliverer: Make) -> None:
+def test_the_receiver_runs_from_the_command_line_as_the_docs_say(deliverer: Make) -> None:
     process = subprocess.Popen(  # noqa: S603 - our own example, run as a user would
         [sys.executable, str(ROOT / "examples" / "receiver" / "receiver.py"), "--port", "0", "--secret", SECRET],
         stdout=subprocess.PIPE,

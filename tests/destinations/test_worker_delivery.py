@@ -1,6 +1,6 @@
 """Routed events through the worker: real HTTP to an app on 127.0.0.1, moto's SQS and DynamoDB behind it.
 
-Every answer class ends where the README says; a deferral is never an attempt and never
+Every answer class ends where docs/destinations.md says; a deferral is never an attempt and never
 dead-letters an event however often it comes back; a delivery that cannot finish in the
 invocation's time is not started; result callbacks go out at the final transitions, and
 one that fails is queued as a job without touching its event. Time is frozen and stepped

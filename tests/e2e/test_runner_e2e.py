@@ -53,7 +53,7 @@ def test_posted_demo_event_is_processed_by_the_worker(make_backend: Callable[[],
     )
     url = runner.start()
     try:
-        # WHEN the README's example is posted over HTTP
+        # WHEN the README's demo event is posted over HTTP
         example = json.loads((ROOT / "events" / "apigw-demo-json.json").read_text())
         headers = {
             k: v

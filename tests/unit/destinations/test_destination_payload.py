@@ -232,9 +232,9 @@ def test_retry_after_reads_delta_seconds_and_http_dates(value: str, seconds: flo
     assert retry_after_seconds(value, NOW) == seconds
 
 
-def test_the_readmes_byte_for_byte_example_is_what_is_sent() -> None:
-    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
-    section = readme[readme.index("A Bitrix24 deal event, byte") :]
+def test_the_docs_byte_for_byte_example_is_what_is_sent() -> None:
+    page = (Path(__file__).resolve().parents[3] / "docs" / "destinations.md").read_text()
+    section = page[page.index("A Bitrix24 deal event, byte") :]
     example = section[section.index("```json\n") + 8 : section.index("\n```", section.index("```json\n"))]
     sent = delivery_body(
         envelope(
