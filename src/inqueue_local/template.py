@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from typing import Any
 import yaml
 
 from inqueue_local.filters import FilterCriteriaError, FilterPattern, parse_filter_criteria
+from inqueue_local.overrides import OverrideError, parse
 
 DATA_PLANE_TYPES = {
     "AWS::SQS::Queue",
@@ -518,24 +518,6 @@ def _check_parameter(name: str, spec: Mapping[str, Any], value: Any) -> str:
     return text
 
 
-def parse_overrides(items: list[str] | str | None) -> dict[str, str]:
-    """``Key=Value`` pairs, as ``sam deploy --parameter-overrides`` takes them (also space-separated)."""
-    if not items:
-        return {}
-    parts = shlex.split(items) if isinstance(items, str) else [p for item in items for p in shlex.split(item)]
-    pairs: dict[str, str] = {}
-    for part in parts:
-        if part.startswith("ParameterKey="):
-            key, _, rest = part.removeprefix("ParameterKey=").partition(",ParameterValue=")
-            pairs[key] = rest
-            continue
-        key, sep, value = part.partition("=")
-        if not sep:
-            raise TemplateError(f"parameter override {part!r} must look like Name=Value")
-        pairs[key] = value
-    return pairs
-
-
 def _samconfig(path: Path) -> tuple[dict[str, str], str | None]:
     """samconfig.toml's default deploy parameter overrides and stack name, when the file exists."""
     if not path.is_file():
@@ -543,6 +525,8 @@ def _samconfig(path: Path) -> tuple[dict[str, str], str | None]:
     config = tomllib.loads(path.read_text(encoding="utf-8")).get("default", {})
     stack = (config.get("global", {}).get("parameters", {}) or {}).get("stack_name")
     overrides = (config.get("deploy", {}).get("parameters", {}) or {}).get("parameter_overrides")
-    if isinstance(overrides, list):
-        overrides = " ".join(overrides)
-    return parse_overrides(overrides), stack
+    try:
+        # SAM's own grammar, as for PARAMS: shlex would take a quoted JSON value apart
+        return parse(overrides, base=path.parent), stack
+    except OverrideError as exc:
+        raise TemplateError(f"{path.name}: parameter_overrides: {exc}") from None

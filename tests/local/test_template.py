@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from inqueue_local.template import Template, TemplateError, load_yaml, parse_overrides
+from inqueue_local.template import Template, TemplateError, load_yaml
 from tests.local.conftest import ROOT, TEST_TEMPLATE
 
 pytestmark = pytest.mark.backends("moto")  # the template's settings: no queue behaviour involved
@@ -47,7 +48,34 @@ def test_overrides_are_checked_against_the_parameter_constraints() -> None:
         Template.load(ROOT / "infra" / "template.yaml", {"WorkerMaxConcurrency": "5000"})
     with pytest.raises(TemplateError, match="undeclared"):
         Template.load(ROOT / "infra" / "template.yaml", {"Nope": "1"})
-    assert parse_overrides(["A=1 B=two", 'C="x y"']) == {"A": "1", "B": "two", "C": "x y"}
+
+
+def test_samconfig_overrides_are_read_as_sam_reads_them(tmp_path: Path) -> None:
+    # GIVEN samconfig.toml overrides with a quoted JSON value, written as sam deploy needs it
+    sources = '{"orders": {"kind": "hmac", "secret": "ssm:/inqueue/orders"}}'
+    config = tmp_path / "samconfig.toml"
+    config.write_text(
+        "[default.deploy.parameters]\n"
+        f"parameter_overrides = {json.dumps(f'MaxReceiveCount=3 SourcesConfig={sources!r}')}\n",
+        encoding="utf-8",
+    )
+
+    # WHEN the runner loads the template with it
+    template = Template.load(ROOT / "infra" / "template.yaml", samconfig=config)
+
+    # THEN the JSON arrives whole (shlex would have split it), beside the plain value
+    assert json.loads(template.parameters["SourcesConfig"]) == json.loads(sources)
+    assert template.parameters["MaxReceiveCount"] == "3"
+
+
+def test_samconfig_overrides_sam_would_mangle_are_one_clear_error(tmp_path: Path) -> None:
+    config = tmp_path / "samconfig.toml"
+    config.write_text(
+        "[default.deploy.parameters]\nparameter_overrides = 'SourcesConfig={\"a\": 1}'\n", encoding="utf-8"
+    )
+
+    with pytest.raises(TemplateError, match=r"samconfig.toml: parameter_overrides: .*quote"):
+        Template.load(ROOT / "infra" / "template.yaml", samconfig=config)
 
 
 @pytest.mark.parametrize(
