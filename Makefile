@@ -103,6 +103,7 @@ PARAMS ?=
 FORWARD_TO ?=
 RECEIVER_PORT ?= 9000
 ANSWER ?=
+FAIL_FIRST ?=
 
 # PARAMS reaches the runner through the environment, untouched: one shell has read it already (the
 # user's), and "$$PARAMS" keeps a second from splitting it or eating its quotes. The runner then
@@ -113,9 +114,9 @@ export PARAMS
 run: venv ## The whole pipeline on this machine, and its console (BACKEND=moto|localstack, PORT=3000, CONSOLE_PORT=PORT+1, PARAMS="Name=Value ...", FORWARD_TO=URL)
 	PORT=$(PORT) $(PY) -m inqueue_local run $(if $(BACKEND),--backend $(BACKEND)) $(if $(ENDPOINT),--endpoint $(ENDPOINT)) $(if $(CONSOLE_PORT),--console-port $(CONSOLE_PORT)) $(if $(PARAMS),--parameter-overrides "$$PARAMS") $(if $(FORWARD_TO),--forward-to "$(FORWARD_TO)")
 
-receiver: venv ## The example app FORWARD_TO delivers to, verifying the local secret (RECEIVER_PORT=9000, ANSWER=500|400)
+receiver: venv ## The example app FORWARD_TO delivers to, verifying the local secret (RECEIVER_PORT=9000, ANSWER=500|400, FAIL_FIRST=N)
 	RECEIVER_SECRET="$$($(PY) -c 'from pathlib import Path; from inqueue_local.forward import local_secret; print(local_secret(Path("config")))')" \
-		$(PY) examples/receiver/receiver.py --port $(RECEIVER_PORT) $(if $(ANSWER),--answer $(ANSWER))
+		$(PY) examples/receiver/receiver.py --port $(RECEIVER_PORT) $(if $(ANSWER),--answer $(ANSWER)) $(if $(FAIL_FIRST),--fail-first $(FAIL_FIRST))
 
 send: venv ## Post an example event to `make run` (EVENT=events/apigw-demo-json.json); exits 1 on a 4xx/5xx
 	@PORT=$(PORT) $(PY) -m inqueue_local send "$(EVENT)"

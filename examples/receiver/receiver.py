@@ -142,7 +142,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.secret:
         parser.error("--secret (or RECEIVER_SECRET) is required: the destination's whsec_ secret")
-    server = Receiver(args.secret, answer_status=args.answer, fail_first=args.fail_first).serve(args.host, args.port)
+    receiver = Receiver(args.secret, answer_status=args.answer, fail_first=args.fail_first)
+    try:
+        server = receiver.serve(args.host, args.port)
+    except OSError as error:  # the port is taken, or the address is not this machine's
+        print(
+            f"receiver: cannot listen on port {args.port} on {args.host}: {error.strerror or error}; "
+            "stop what uses it, or pass another port (make receiver RECEIVER_PORT=...)",
+            file=sys.stderr,
+        )
+        return 1
     print(f"receiver: listening on http://{args.host}:{server.server_address[1]}/", flush=True)
     try:
         server.serve_forever()

@@ -182,3 +182,25 @@ def test_the_receiver_runs_from_the_command_line_as_the_docs_say(deliverer: Make
             process.stdout.close()
         if process.stderr is not None:
             process.stderr.close()
+
+
+def test_the_receiver_on_a_port_in_use_says_so_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN a port something already listens on (another receiver, say)
+    import socket
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    try:
+        # WHEN the receiver is started on it
+        status = load_receiver().main(["--port", str(port), "--secret", SECRET])
+    finally:
+        taken.close()
+
+    # THEN it exits 1 with one line naming the port and what to do, no traceback
+    err = capsys.readouterr().err
+    assert status == 1
+    assert err.count("\n") == 1
+    assert f"port {port} on 127.0.0.1" in err
+    assert "RECEIVER_PORT" in err
