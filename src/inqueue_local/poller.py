@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -339,7 +340,10 @@ class EventSourceMapping:
                 poller.log(poller.function.name, f"poll failed: {type(error).__name__}: {error}; retrying in 1 s")
                 self.stop.wait(1)
 
-    def close(self, timeout: float = 30.0) -> None:
+    def close(self, timeout: float = 30.0, hurry: threading.Event | None = None) -> None:
+        """No new polls; wait up to ``timeout`` for the batches in flight, or until ``hurry`` is set."""
         self.stop.set()
+        deadline = time.monotonic() + timeout
         for thread in self.threads:
-            thread.join(timeout)
+            while thread.is_alive() and time.monotonic() < deadline and not (hurry is not None and hurry.is_set()):
+                thread.join(min(0.1, max(deadline - time.monotonic(), 0.0)))

@@ -67,6 +67,7 @@ class Runner:
     server: GatewayServer | None = None
     mappings: list[EventSourceMapping] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
+    _hurry: threading.Event = field(default_factory=threading.Event)  # a second Ctrl-C: skip the waits
     _started_services: list[Service] = field(default_factory=list)
 
     def start(self) -> str:
@@ -137,18 +138,26 @@ class Runner:
         remove_state()
         if self.server is not None:
             self.log("runner", "stopping: no new requests; answering those in flight")
-            self.server.stop()
+            self.server.stop(hurry=self._hurry)
         self._drain()
         for mapping in self.mappings:
-            mapping.close()
+            mapping.close(hurry=self._hurry)
         self._stop.set()
         self._report_left()
         for service in reversed(self._started_services):
             service.stop()
         if self.pipeline is not None:
-            self.pipeline.close()
+            self.pipeline.close()  # ends any invocation still running, so its poller can finish
+        for mapping in self.mappings:
+            mapping.close(timeout=2.0)  # the pollers end before the data plane they poll
         self.backend.stop()
         self.log("runner", "stopped")
+
+    def hurry(self) -> None:
+        """Stop without waiting for the drain, in-flight requests or batches; everything is still closed in order."""
+        if not self._hurry.is_set():
+            self._hurry.set()
+            self.log("runner", "second Ctrl-C: not waiting for the drain or work in flight (again to quit now)")
 
     def _drain(self) -> None:
         """Let the pollers take what is visible, so an accepted event is processed before the data plane goes."""
@@ -157,12 +166,12 @@ class Runner:
         sqs = self.backend.client("sqs")
         polled = {self.pipeline.queues[s.queue].url for s in self.template.sqs_sources() if s.enabled}
         deadline = time.monotonic() + DRAIN_SECONDS
-        while polled and time.monotonic() < deadline:
+        while polled and time.monotonic() < deadline and not self._hurry.is_set():
             visible = sum(_count(sqs, url, "ApproximateNumberOfMessages") for url in polled)
             if visible == 0:
                 return
             self.log("runner", f"draining: {visible} event(s) still to process")
-            time.sleep(0.5)
+            self._hurry.wait(0.5)
 
     def _report_left(self) -> None:
         if self.pipeline is None or not self.pipeline.queues:
@@ -181,10 +190,17 @@ class Runner:
     def run_forever(self) -> None:
         stopping = threading.Event()
 
+        signals = 0
+
         def on_signal(_signum: int, _frame: Any) -> None:
-            if stopping.is_set():
+            nonlocal signals
+            signals += 1
+            if signals == 1:
+                stopping.set()
+            elif signals == 2:
+                self.hurry()
+            else:
                 raise KeyboardInterrupt
-            stopping.set()
 
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGTERM, on_signal)

@@ -129,12 +129,14 @@ class GatewayServer:
         self._acceptor.start()
         return self._acceptor
 
-    def stop(self) -> None:
-        """Stop accepting; answer requests already in a function (up to ``grace``); close everything else.
+    def stop(self, hurry: threading.Event | None = None) -> None:
+        """Stop accepting; answer requests already in a function (up to ``grace``, or until ``hurry``
+        is set: a second Ctrl-C); close everything else.
 
         Bounded whatever clients do: a client mid-request gets 503 ``shutting_down``, an idle
         one is closed, and every thread is a daemon, so a second Ctrl-C is never held up.
         """
+        hurried = hurry.is_set if hurry is not None else lambda: False
         self._stopping.set()
         if self._acceptor is not None:
             self._acceptor.join(timeout=2 * _TICK + 1)
@@ -143,12 +145,14 @@ class GatewayServer:
             self._listener.close()
         deadline = time.monotonic() + self.grace
         with self._idle:
-            while self._in_flight and time.monotonic() < deadline:
+            while self._in_flight and time.monotonic() < deadline and not hurried():
                 self._idle.wait(timeout=min(_TICK, max(deadline - time.monotonic(), 0.0)))
         if self._in_flight:
             self._log(f"stopping with {self._in_flight} request(s) still in a function after {self.grace:g} s")
         # Connection threads notice the flag within a tick (plus a linger of at most _LINGER).
         for thread in list(self._connections):
+            if hurried():
+                break  # daemons: what is left goes with the process
             thread.join(timeout=max(deadline - time.monotonic(), 0.0) + 2 * _TICK + _LINGER)
 
     def _refuse_backlog(self) -> None:

@@ -110,3 +110,50 @@ def test_a_worker_past_its_timeout_is_stopped_at_the_deadline_and_retried(tmp_pa
     assert any("Task timed out after 1.00 seconds" in line for line in lines)
     assert any("REPORT RequestId:" in line and "Status: timeout" in line for line in lines)
     assert any("Task timed out" in line and "deleted 0, left 1" in line for line in lines)
+
+
+@pytest.mark.e2e
+@pytest.mark.enable_socket
+def test_a_second_ctrl_c_stops_everything_in_order_without_waiting_for_work_in_flight(tmp_path: Path) -> None:
+    # GIVEN `make run` with a worker busy on a 60 s message (its timeout 90 s), so a plain stop would wait for it
+    template = Template.load(
+        ROOT / "tests" / "local" / "templates" / "runtime.yaml", {"Timeout": "90", "Visibility": "600"}
+    )
+    lines: list[str] = []
+    stopping = threading.Event()
+    log = tmp_path / "receives.log"
+
+    def watch(line: str) -> None:
+        lines.append(line)
+        if "stopping:" in line:
+            stopping.set()
+
+    runner = Runner(template, MotoServer(), port=0, log=Log(write=watch), reload=False)
+    runner.start()
+    sqs = runner.backend.client("sqs")
+    assert runner.pipeline is not None
+    sqs.send_message(
+        QueueUrl=runner.pipeline.queues["Queue"].url, MessageBody=json.dumps({"sleep": 60, "log": str(log)})
+    )
+    for _ in range(300):  # the invocation has begun (bounded wait on a condition)
+        if log.exists() and "receive 1 start" in log.read_text():
+            break
+        threading.Event().wait(0.1)
+    moto = runner.backend._process  # the child we expect to be gone
+    assert moto is not None
+
+    # WHEN Ctrl-C is pressed (the runner starts its orderly stop), then again
+    stopper = threading.Thread(target=runner.stop)
+    stopper.start()
+    assert stopping.wait(30), "\n".join(lines)
+    runner.hurry()
+    stopper.join(20)  # a plain stop waits 30 s for the batch in flight (the mapping's close), then kills it
+
+    # THEN the stop ended: the busy environment was ended, the pollers stopped before the data plane
+    # (no poll failed against a stopped moto), and moto's child is gone
+    assert not stopper.is_alive(), "\n".join(lines)
+    assert any("second Ctrl-C" in line for line in lines)
+    assert lines[-1].endswith("stopped")
+    assert not any("poll failed" in line for line in lines), "\n".join(lines)
+    assert "after the sleep" not in log.read_text()
+    assert moto.poll() is not None
