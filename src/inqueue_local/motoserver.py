@@ -66,6 +66,11 @@ def is_message_valid_based_on_retention_period(backend: Any, queue_name: str, me
     return bool(retention_period + message.sent_timestamp / 1000 > models.unix_time())
 
 
+# For moto upstream (not sent: no network here), as an issue: "SQS FIFO: after a group's visibility
+# timeout ends, receive_message skips the group's first message, because currently_pending_groups is
+# computed while later messages of the group are still in pending_messages. Removing every visible
+# message from pending_messages before the walk fixes it." tests/local/test_motoserver.py's strict
+# xfail on moto's own receive starts failing when moto is fixed: then drop this.
 def keep_fifo_group_order(backend: Any, queue_name: str, *args: Any, **kwargs: Any) -> Any:
     """moto's receive, after releasing every in-flight message whose visibility has ended (SQS does so at once)."""
     queue = backend.get_queue(queue_name)
