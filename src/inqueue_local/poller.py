@@ -317,7 +317,7 @@ class DeadLetterWatch:
 
 
 class EventSourceMapping:
-    """A mapping's pollers in threads, for ``make run``: stop() lets every in-flight batch finish."""
+    """A mapping's pollers in threads, for ``make run``: close() lets every in-flight batch finish, unless hurried."""
 
     def __init__(self, make_poller: Callable[[threading.Event], Poller], pollers: int):
         self.stop = threading.Event()

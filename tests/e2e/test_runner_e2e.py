@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -138,7 +139,7 @@ def test_a_second_ctrl_c_stops_everything_in_order_without_waiting_for_work_in_f
     for _ in range(300):  # the invocation has begun (bounded wait on a condition)
         if log.exists() and "receive 1 start" in log.read_text():
             break
-        threading.Event().wait(0.1)
+        time.sleep(0.1)
     moto = runner.backend._process  # the child we expect to be gone
     assert moto is not None
 
